@@ -1,0 +1,75 @@
+// Package natsconn connects genrelay services to NATS with the reconnect
+// behaviour they rely on, and checks readiness: connected, and the
+// streams the service uses are reachable.
+package natsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotConnected is returned by Ready while the connection is down.
+var ErrNotConnected = errors.New("not connected to NATS")
+
+// Events receives connection state changes, so that the caller can log
+// them; the package itself does not log. Nil fields are ignored.
+type Events struct {
+	Disconnected func(err error)
+	Reconnected  func(url string)
+	Error        func(err error)
+}
+
+// Connect dials url and keeps reconnecting for as long as the connection
+// is open, starting even when the server is not up yet: callers see
+// publish errors in the meantime, not a dead connection.
+func Connect(url, name string, events Events) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.Timeout(5 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if events.Disconnected != nil {
+				events.Disconnected(err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			if events.Reconnected != nil {
+				events.Reconnected(nc.ConnectedUrlRedacted())
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if events.Error != nil {
+				events.Error(err)
+			}
+		}),
+	}
+
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Ready returns nil when nc is connected and every named stream answers an
+// info request within ctx's deadline.
+func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, streams ...string) error {
+	if !nc.IsConnected() {
+		return ErrNotConnected
+	}
+
+	for _, name := range streams {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
