@@ -94,7 +94,7 @@ type annotateResponse struct {
 		// SafeSearch is decoded loosely because the annotation may also
 		// carry numeric fields besides the five likelihood labels.
 		SafeSearch map[string]any `json:"safeSearchAnnotation"`
-		Error      *status           `json:"error"`
+		Error      *status        `json:"error"`
 	} `json:"responses"`
 }
 
