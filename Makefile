@@ -67,3 +67,28 @@ $(BIN)/protoc-gen-go:
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) GOWORK=off $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Container images and the compose stack; docs/deployment.md explains them.
+# Image tag of genrelay/{nats,ingress,moderation,printclean}.
+GENRELAY_IMAGE_TAG ?= dev
+export GENRELAY_IMAGE_TAG
+
+.PHONY: images
+images: ## Build static Linux binaries and the container images.
+	@bash deployments/build-images.sh
+
+.PHONY: up
+up: images ## Build the images and start the compose stack.
+	$(COMPOSE) up --detach --remove-orphans
+
+# Compose interpolates the whole file for every command, so `down` needs
+# some value for the required webhook keys even though it does not use it.
+.PHONY: down
+down: ## Stop the compose stack; its NATS volumes are kept.
+	GENRELAY_WEBHOOK_KEYS=$${GENRELAY_WEBHOOK_KEYS:-unused:unused} \
+		$(COMPOSE) down --remove-orphans
+
+.PHONY: e2e
+e2e: ## Run only the end-to-end suite against containers (needs Docker).
+	$(GO) test -race -count=1 -timeout 30m -v \
+		github.com/genrelay/genrelay/tests/e2e/...
