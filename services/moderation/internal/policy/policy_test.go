@@ -351,7 +351,7 @@ func TestDecideUnhandled(t *testing.T) {
 func TestGroupsSplitByOutcome(t *testing.T) {
 	cfg := DefaultConfig()
 	r := Decide(cfg, Input{Source: leonardo.Source,
-		Type: leonardo.TypeImageGenerationComplete,
+		Type:       leonardo.TypeImageGenerationComplete,
 		Generation: generation(no, yes, missing, no)})
 
 	groups := r.Groups()
