@@ -17,6 +17,8 @@ import (
 // Request is one request as the mock received it.
 type Request struct {
 	Method string
+	// Host is the Host header, which net/http keeps out of Header.
+	Host   string
 	Path   string
 	Query  string
 	Header http.Header
@@ -97,7 +99,7 @@ func (s *Server) Count() int {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	req := Request{
-		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery,
 		Header: r.Header.Clone(), Body: body,
 	}
 
