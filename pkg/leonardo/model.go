@@ -83,12 +83,14 @@ func kindOf(c byte) string {
 }
 
 // Callback is a decoded webhook body. Data holds data.object undecoded,
-// because its shape depends on Type.
+// because its shape depends on Type. Object and APIVersion are FlexString
+// so that a type change in these unused fields cannot make every callback
+// undecodable.
 type Callback struct {
 	Type       string     `json:"type"`
-	Object     string     `json:"object"`
+	Object     FlexString `json:"object"`
 	Timestamp  FlexString `json:"timestamp"`
-	APIVersion string     `json:"api_version"`
+	APIVersion FlexString `json:"api_version"`
 	Data       struct {
 		Object json.RawMessage `json:"object"`
 	} `json:"data"`
