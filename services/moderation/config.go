@@ -42,11 +42,11 @@ type config struct {
 	LogLevel string
 	// LogFormat is json or console. Default json.
 	LogFormat string
-	// Worker configures the consumer and the worker pool; its fields
+	// Worker configures the consumer and the worker pool. Its fields
 	// document their defaults.
 	Worker worker.Config
-	// Broker sizes the streams and the verdict bucket; shared with
-	// ingress.
+	// Broker sizes the streams and the verdict bucket, with the same
+	// flags as ingress.
 	Broker broker.Config
 	// Policy selects the action of each moderation rule.
 	Policy policy.Config

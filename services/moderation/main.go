@@ -31,7 +31,7 @@ func main() {
 }
 
 // run parses the configuration and runs the service, or the readiness
-// probe, until ctx is done. Logs go to stderr; the probe prints its one
+// probe, until ctx is done. Logs go to stderr, and the probe prints its
 // line of success to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, stderr)
@@ -59,7 +59,7 @@ func probe(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ready: %s answered 200\n", url)
+	fmt.Fprintf(stdout, "ready: %s returned 200\n", url)
 	return nil
 }
 

@@ -115,7 +115,8 @@ func getStatus(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-// waitStatus polls url until it answers expected, for up to 30s.
+// waitStatus polls url until it returns the expected status, for up to
+// 30s.
 func waitStatus(t *testing.T, url string, expected int) {
 	t.Helper()
 
@@ -127,7 +128,7 @@ func waitStatus(t *testing.T, url string, expected int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s answered %d after 30s, expected %d", url, last, expected)
+	t.Fatalf("%s returned %d after 30s, expected %d", url, last, expected)
 }
 
 func publishSample(t *testing.T, js jetstream.JetStream, body []byte) {

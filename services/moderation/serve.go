@@ -24,9 +24,9 @@ import (
 // readyCacheFor is how long a readiness result is reused.
 const readyCacheFor = time.Second
 
-// serve wires and runs the service until ctx is done: the health server
-// first, so that probes answer while NATS is still unreachable, then the
-// streams, the bucket and the worker.
+// serve wires and runs the service until ctx is done. The health server
+// starts first, so that probes get a response while NATS is still
+// unreachable, then the streams, the bucket and the worker.
 func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	nc, err := natsconn.Connect(cfg.NATSURL, "genrelay-moderation", natsEvents(log))
 	if err != nil {
@@ -39,8 +39,8 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 
-	// The health server runs for the whole life of the service; a failure
-	// to serve stops the service.
+	// The health server runs for the whole life of the service, and a
+	// failure to serve stops the service.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopHTTP, err := startHTTP(cfg, readiness(nc, js, cfg.Worker.Durable), cancel, log)
@@ -49,7 +49,7 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	}
 	defer stopHTTP()
 
-	// Streams and the verdict bucket, retried until NATS answers.
+	// Streams and the verdict bucket, retried until NATS responds.
 	kv, err := setUp(ctx, js, cfg, log)
 	if err != nil {
 		return serveError(ctx)
@@ -80,8 +80,8 @@ func newWorker(js jetstream.JetStream, kv jetstream.KeyValue, cfg config,
 	proc, err := pipeline.New(pipeline.Config{
 		Policy:   cfg.Policy,
 		Verdicts: verdicts.New(kv),
-		// TODO: set Screener to the third-party moderation step once it
-		// exists; until then only the generator's flags decide.
+		// TODO: set Screener to the third-party moderation step. Until
+		// then only the generator's flags decide.
 	})
 	if err != nil {
 		return nil, err
@@ -126,8 +126,8 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream,
 	return broker.EnsureVerdictBucket(ctx, js, cfg)
 }
 
-// readiness reports ready when NATS is connected and both the inbound
-// stream and the durable consumer answer.
+// readiness returns a check that passes when NATS is connected and both
+// the inbound stream and the durable consumer respond.
 func readiness(nc *nats.Conn, js jetstream.JetStream, durable string) health.Check {
 	return func(ctx context.Context) error {
 		if err := natsconn.Ready(ctx, nc, js, broker.InboundStream); err != nil {

@@ -26,14 +26,15 @@ const (
 // ProbeTimeout bounds the whole -healthcheck request.
 const ProbeTimeout = 3 * time.Second
 
-// ErrNotReady is returned by Probe when the service does not answer 200.
+// ErrNotReady is returned by Probe when the service responds with a
+// status other than 200.
 var ErrNotReady = errors.New("not ready")
 
 // Check returns nil when the service is ready, or the reason it is not.
 type Check func(ctx context.Context) error
 
-// Handler serves LivenessPath, which answers 200 while the process runs,
-// and ReadinessPath, which answers 200 when check passes and 503 with a
+// Handler serves LivenessPath, which returns 200 while the process runs,
+// and ReadinessPath, which returns 200 when check passes and 503 with a
 // JSON reason otherwise. A check result is reused for cacheFor, so that
 // frequent probes cannot load NATS.
 func Handler(check Check, cacheFor time.Duration) http.Handler {
@@ -60,8 +61,8 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// cachedCheck runs check at most once per ttl; concurrent callers share
-// the result.
+// cachedCheck runs check at most once per ttl. Callers wait on one mutex,
+// so concurrent probes share the result.
 type cachedCheck struct {
 	check Check
 	ttl   time.Duration
@@ -133,7 +134,7 @@ func Probe(ctx context.Context, addr string, useTLS bool) (string, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 
 	if resp.StatusCode != http.StatusOK {
-		return url, fmt.Errorf("%w: %s answered %s", ErrNotReady, url, resp.Status)
+		return url, fmt.Errorf("%w: %s returned %s", ErrNotReady, url, resp.Status)
 	}
 	return url, nil
 }

@@ -34,7 +34,7 @@ type Message struct {
 	Subject string
 	// Data is the body that ingress stored, secrets already redacted.
 	Data []byte
-	// MsgID is the Nats-Msg-Id header that ingress set; may be empty.
+	// MsgID is the Nats-Msg-Id header that ingress set, or empty.
 	MsgID string
 	// Sequence is the message's sequence in the inbound stream.
 	Sequence uint64
@@ -53,7 +53,7 @@ type Output struct {
 
 // Screener is the seam for a moderation step after the generator's
 // flags, such as a third-party image moderation service. The pipeline
-// asks it about every image that the policy found clean in an image or
+// calls it for every image that the policy found clean in an image or
 // video generation, and applies each decision with policy.Result.Apply,
 // which can make an image stricter but never cleaner.
 type Screener interface {
@@ -62,7 +62,7 @@ type Screener interface {
 	// Screen returns the decision about one image. It may take seconds
 	// and must call progress at least every few seconds while it waits.
 	// It returns an error only when it has no decision, for example when
-	// ctx is done; the message is then retried later.
+	// ctx is done, and the message is then retried later.
 	Screen(ctx context.Context, img ScreenImage, progress func()) (*genrelayv1.Decision, error)
 }
 
@@ -75,7 +75,7 @@ type ScreenImage struct {
 	GenerationID string
 }
 
-// VerdictStore keeps each image's outcome; *verdicts.Store implements it.
+// VerdictStore keeps each image's outcome. *verdicts.Store implements it.
 type VerdictStore interface {
 	Get(ctx context.Context, imageID string) (verdicts.Verdict, bool, error)
 	Put(ctx context.Context, imageID string, v verdicts.Verdict) error

@@ -11,7 +11,7 @@ import (
 	"github.com/genrelay/genrelay/services/moderation/internal/policy"
 )
 
-// screen asks the Screener about every image of a generation that the
+// screen calls the Screener for every image of a generation that the
 // policy found clean, in parallel, and applies the decisions. Images the
 // generator flagged are not sent.
 func (p *Processor) screen(ctx context.Context, cb callback,

@@ -15,8 +15,8 @@ import (
 // "review".
 var ErrInvalidAction = errors.New("invalid policy action")
 
-// Action is what a rule does with an image that is not known to be safe.
-// There is deliberately no "clean" action, so no setting can let an
+// Action is the outcome a rule gives an image that is not known to be
+// safe. There is deliberately no "clean" action, so no setting can let an
 // unchecked image through.
 type Action string
 

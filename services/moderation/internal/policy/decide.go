@@ -20,8 +20,8 @@ const (
 )
 
 // Input is a decoded callback. Decide reads Generation for image and video
-// generations and Variation with SourceImage for post-processing results;
-// a nil Generation or Variation counts as one with every field missing.
+// generations, and Variation with SourceImage for post-processing results.
+// A nil Generation or Variation counts as one with every field missing.
 type Input struct {
 	// Source is the sender, for example leonardo.Source.
 	Source string

@@ -50,7 +50,7 @@ type Group struct {
 	// Images are the images with this outcome.
 	Images []ImageVerdict
 	// Removed lists, in the clean group only, the images that did not
-	// pass, so that a clean event says what was left out.
+	// pass, so that a clean event shows what was left out.
 	Removed []ImageVerdict
 	// Decisions are the event-wide decisions and those about Images.
 	Decisions []*genrelayv1.Decision

@@ -23,7 +23,7 @@ var (
 	// ErrEmptyImageID is returned for an empty image id, which cannot be
 	// a key.
 	ErrEmptyImageID = errors.New("empty image id")
-	// ErrStore is returned when the bucket cannot be read or written; the
+	// ErrStore is returned when the bucket cannot be read or written. The
 	// caller may retry.
 	ErrStore = errors.New("image verdict store unavailable")
 )

@@ -27,8 +27,9 @@ type Config struct {
 	// acknowledgement or a progress signal before it redelivers a
 	// message. Default 30s.
 	AckWait time.Duration
-	// MaxDeliver is the number of deliveries of one message; the last one
-	// dead-letters it if processing fails again. Default 10.
+	// MaxDeliver is the number of deliveries of one message. When
+	// processing fails at the last one, the message is dead-lettered.
+	// Default 10.
 	MaxDeliver int
 	// Backoff is the delay before each redelivery after a failure: the
 	// first value after the first delivery, and so on, the last value
@@ -45,8 +46,8 @@ type Config struct {
 	Workers int
 	// PublishTimeout bounds each publish and acknowledgement. Default 5s.
 	PublishTimeout time.Duration
-	// ShutdownTimeout bounds the wait for messages in flight at shutdown;
-	// the ones still running then are returned for redelivery. Default
+	// ShutdownTimeout bounds the wait for messages in flight at shutdown.
+	// The ones still running then are returned for redelivery. Default
 	// 20s.
 	ShutdownTimeout time.Duration
 	// FetchWait is how long one pull request waits for messages, and so

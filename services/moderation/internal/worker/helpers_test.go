@@ -287,8 +287,8 @@ func waitAcked(t *testing.T, js jetstream.JetStream, durable string) *jetstream.
 	}
 }
 
-// fakeScreener is a pipeline.Screener for tests: it answers with the
-// outcome function after delay, calling progress while it waits unless
+// fakeScreener is a pipeline.Screener for tests. It returns the
+// outcome function's result after delay, calling progress while it waits unless
 // silent is set.
 type fakeScreener struct {
 	delay   time.Duration

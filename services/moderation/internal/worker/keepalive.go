@@ -11,9 +11,9 @@ import (
 // reaches the server.
 const minProgressGap = time.Second
 
-// keepAlive tells the server that a message is still being processed:
-// every half ack wait, and when the pipeline reports progress, so that a
-// long step never lets the ack wait expire.
+// keepAlive sends progress signals for a message being processed, every
+// half ack wait and when the pipeline reports progress, so that a long
+// step does not let the ack wait expire while the connection is up.
 type keepAlive struct {
 	msg  jetstream.Msg
 	done chan struct{}

@@ -14,7 +14,7 @@ import (
 	"github.com/genrelay/genrelay/services/moderation/internal/pipeline"
 )
 
-// Processor decides the events of one callback; *pipeline.Processor
+// Processor decides the events of one callback. *pipeline.Processor
 // implements it.
 type Processor interface {
 	Process(ctx context.Context, m pipeline.Message, progress func()) ([]pipeline.Output, error)
