@@ -146,14 +146,16 @@ func newFlagSet(cfg *Config, raw *rawSettings) *flag.FlagSet {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr,
 		"host:port to listen on for HTTP (0.0.0.0:8080 in a container)")
 	fs.StringVar(&raw.keys, "webhook-keys", "",
-		"webhook bearer keys as comma-separated label:key pairs; labels name keys in logs")
+		"webhook bearer keys as comma-separated label:key pairs; "+
+			"labels name keys in logs")
 	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false,
 		"start without webhook keys and accept every callback unauthenticated")
 	fs.StringVar(&raw.allowedSources, "allowed-sources", "",
 		"comma-separated client CIDRs or IPs allowed to post callbacks; "+
 			"\"leonardo\" adds Leonardo.Ai's documented addresses (empty = any)")
 	fs.StringVar(&raw.trustedProxies, "trusted-proxies", "",
-		"comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is read (empty = none)")
+		"comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is read "+
+			"(empty = none)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes,
 		"maximum request body size in bytes; larger bodies get 413")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "",
@@ -177,13 +179,15 @@ func registerTimeouts(fs *flag.FlagSet, cfg *Config) {
 	fs.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter,
 		"Retry-After sent with 503 responses (duration, rounded up to seconds)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout,
-		"maximum wait for requests in flight at shutdown, then for the NATS drain (duration)")
+		"maximum wait for requests in flight at shutdown, "+
+			"then for the NATS drain (duration)")
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout,
 		"maximum time to read request headers (duration)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout,
 		"maximum time to read a whole request, body included (duration)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout,
-		"maximum time from the end of the request headers to the end of the response (duration)")
+		"maximum time from the end of the request headers "+
+			"to the end of the response (duration)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout,
 		"maximum time a keep-alive connection waits for the next request (duration)")
 }
@@ -229,8 +233,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if len(c.Keys) == 0 && !c.AllowUnauthenticated {
-		return errors.New("no webhook keys: set GENRELAY_WEBHOOK_KEYS to label:key " +
-			"pairs, or GENRELAY_ALLOW_UNAUTHENTICATED=true to accept unauthenticated callbacks")
+		return errors.New("no webhook keys: set GENRELAY_WEBHOOK_KEYS to " +
+			"label:key pairs, or GENRELAY_ALLOW_UNAUTHENTICATED=true " +
+			"to accept unauthenticated callbacks")
 	}
 	if strings.TrimSpace(c.NATSURL) == "" {
 		return errors.New("nats-url is empty: set GENRELAY_NATS_URL")

@@ -39,7 +39,8 @@ func main() {
 
 	if err != nil {
 		if !errors.Is(err, errHealthcheckFailed) {
-			newLogger(zapcore.InfoLevel, "json", os.Stderr).Error("ingress failed", zap.Error(err))
+			log := newLogger(zapcore.InfoLevel, "json", os.Stderr)
+			log.Error("ingress failed", zap.Error(err))
 		}
 		os.Exit(1)
 	}

@@ -117,7 +117,12 @@ func webhookConfig(
 // serveHTTP listens on cfg.HTTPAddr until ctx ends, then stops accepting
 // connections and waits up to cfg.ShutdownTimeout for requests in
 // flight.
-func serveHTTP(ctx context.Context, cfg Config, handler http.Handler, log *zap.Logger) error {
+func serveHTTP(
+	ctx context.Context,
+	cfg Config,
+	handler http.Handler,
+	log *zap.Logger,
+) error {
 	srv, err := newHTTPServer(cfg, handler, log)
 	if err != nil {
 		return err
@@ -151,8 +156,13 @@ func serveHTTP(ctx context.Context, cfg Config, handler http.Handler, log *zap.L
 	return nil
 }
 
-func newHTTPServer(cfg Config, handler http.Handler, log *zap.Logger) (*http.Server, error) {
-	errorLog, err := zap.NewStdLogAt(log.With(zap.String("component", "http")), zapcore.WarnLevel)
+func newHTTPServer(
+	cfg Config,
+	handler http.Handler,
+	log *zap.Logger,
+) (*http.Server, error) {
+	httpLog := log.With(zap.String("component", "http"))
+	errorLog, err := zap.NewStdLogAt(httpLog, zapcore.WarnLevel)
 	if err != nil {
 		return nil, fmt.Errorf("http error log: %w", err)
 	}
@@ -197,7 +207,12 @@ func serveOn(srv *http.Server, ln net.Listener, useTLS bool) error {
 
 // drainNATS flushes what is pending and closes the connection, waiting at
 // most timeout; a connection that is down is closed at once.
-func drainNATS(nc *nats.Conn, closed <-chan struct{}, timeout time.Duration, log *zap.Logger) {
+func drainNATS(
+	nc *nats.Conn,
+	closed <-chan struct{},
+	timeout time.Duration,
+	log *zap.Logger,
+) {
 	if !nc.IsConnected() {
 		nc.Close()
 		return

@@ -72,7 +72,11 @@ type Publisher struct {
 
 // NewPublisher returns a publisher that waits at most timeout for each
 // acknowledgement.
-func NewPublisher(nc *nats.Conn, js jetstream.JetStream, timeout time.Duration) *Publisher {
+func NewPublisher(
+	nc *nats.Conn,
+	js jetstream.JetStream,
+	timeout time.Duration,
+) *Publisher {
 	return &Publisher{nc: nc, js: js, timeout: timeout}
 }
 
@@ -114,8 +118,10 @@ func (m Message) natsMsg() *nats.Msg {
 func (p *Publisher) translate(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("%w: no acknowledgement within %s: %w", ErrUnavailable, p.timeout, err)
-	case errors.Is(err, nats.ErrMaxPayload), isAPIError(err, jetstream.JSErrCodeStreamMessageExceedsMaximum):
+		return fmt.Errorf("%w: no acknowledgement within %s: %w",
+			ErrUnavailable, p.timeout, err)
+	case errors.Is(err, nats.ErrMaxPayload),
+		isAPIError(err, jetstream.JSErrCodeStreamMessageExceedsMaximum):
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case isConnectionError(err), isStoreUnavailable(err):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

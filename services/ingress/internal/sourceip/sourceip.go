@@ -157,7 +157,8 @@ func (res *Resolver) ClientAddr(r *http.Request) (netip.Addr, error) {
 	for i := len(hops) - 1; i >= 0; i-- {
 		addr, err := parseHost(hops[i])
 		if err != nil {
-			return netip.Addr{}, fmt.Errorf("%w: %q", ErrInvalidForwardedFor, truncate(hops[i]))
+			return netip.Addr{}, fmt.Errorf("%w: %q",
+				ErrInvalidForwardedFor, truncate(hops[i]))
 		}
 
 		client = addr

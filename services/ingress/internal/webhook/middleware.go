@@ -108,12 +108,13 @@ func accessLog(log *zap.Logger) echo.MiddlewareFunc {
 
 func logLevel(route string, status int) zapcore.Level {
 	probe := route == pathHealthz || route == pathReadyz
+	serverError := status >= http.StatusInternalServerError
 	switch {
 	case probe && status == http.StatusOK:
 		return zapcore.DebugLevel
-	case probe, status >= http.StatusBadRequest && status < http.StatusInternalServerError:
+	case probe, status >= http.StatusBadRequest && !serverError:
 		return zapcore.WarnLevel
-	case status >= http.StatusInternalServerError:
+	case serverError:
 		return zapcore.ErrorLevel
 	default:
 		return zapcore.InfoLevel
@@ -121,16 +122,22 @@ func logLevel(route string, status int) zapcore.Level {
 }
 
 // accessFields never includes the body or the Authorization header.
-func accessFields(c echo.Context, info *requestInfo, err error, latency time.Duration) []zap.Field {
+func accessFields(
+	c echo.Context,
+	info *requestInfo,
+	err error,
+	latency time.Duration,
+) []zap.Field {
 	r := c.Request()
 	fields := []zap.Field{
 		zap.String("request_id", requestID(c)),
 		zap.String("method", r.Method),
 		zap.String("route", c.Path()),
+		zap.String("path", r.URL.Path),
 		zap.Int("status", c.Response().Status),
 		zap.Duration("latency", latency),
 		zap.String("client_ip", c.RealIP()),
-		zap.Int64("bytes_in", r.ContentLength),
+		zap.Int64("content_length", r.ContentLength),
 	}
 
 	if isWebhookRoute(c.Path()) {
