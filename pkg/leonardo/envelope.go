@@ -62,9 +62,7 @@ func (e Envelope) MessageID() string {
 // wrong JSON type yields a precise error instead of a decode failure.
 type envelopeJSON struct {
 	Type json.RawMessage `json:"type"`
-	Data *struct {
-		Object json.RawMessage `json:"object"`
-	} `json:"data"`
+	Data json.RawMessage `json:"data"`
 }
 
 // Validate checks that body is a JSON object with a string "type" and an
@@ -86,10 +84,13 @@ func Validate(body []byte) (Envelope, error) {
 		return Envelope{}, err
 	}
 
-	if raw.Data == nil {
+	var data struct {
+		Object json.RawMessage `json:"object"`
+	}
+	if len(raw.Data) == 0 || raw.Data[0] != '{' || json.Unmarshal(raw.Data, &data) != nil {
 		return Envelope{}, fmt.Errorf("%w: field \"data\" is missing or not an object", ErrInvalidObject)
 	}
-	id, err := validateObject(raw.Data.Object)
+	id, err := validateObject(data.Object)
 	if err != nil {
 		return Envelope{}, err
 	}

@@ -120,9 +120,8 @@ func TestValidateRejects(t *testing.T) {
 		{name: "missing data", body: `{"type":"a"}`, wantErr: leonardo.ErrInvalidObject,
 			wantMessage: `field "data" is missing or not an object`},
 		{name: "null data", body: callback(`"a"`, `null`), wantErr: leonardo.ErrInvalidObject},
-		// NOTE: a "data" that is not an object fails as invalid JSON, not as
-		// an invalid data.object, because it fails to decode.
-		{name: "array data", body: callback(`"a"`, `[]`), wantErr: leonardo.ErrInvalidJSON},
+		{name: "array data", body: callback(`"a"`, `[]`), wantErr: leonardo.ErrInvalidObject,
+			wantMessage: `field "data" is missing or not an object`},
 		{name: "missing object", body: callback(`"a"`, `{}`), wantErr: leonardo.ErrInvalidObject,
 			wantMessage: `field "data.object" is missing or not an object`},
 		{name: "null object", body: callback(`"a"`, `{"object":null}`), wantErr: leonardo.ErrInvalidObject},

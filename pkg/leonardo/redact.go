@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Redacted replaces every secret value that Redact removes.
@@ -16,10 +17,11 @@ var secretFields = []string{"key", "webhookCallbackApiKey"}
 
 // Redact returns body with the secrets replaced by Redacted: in every
 // object named "apiKey", at any depth, the fields "key" and
-// "webhookCallbackApiKey"; and any string value equal to one of
-// extraSecrets, which lets a caller remove its own bearer keys wherever the
-// sender copied them. Numbers keep their exact text. Object members come
-// out in sorted order, which JSON consumers must not depend on anyway.
+// "webhookCallbackApiKey"; and every occurrence of one of extraSecrets in
+// a string value or a member name, which lets a caller remove its own
+// bearer keys wherever the sender copied them, URLs included. Numbers keep
+// their exact text. Object members come out in sorted order, which JSON
+// consumers must not depend on anyway.
 func Redact(body []byte, extraSecrets ...string) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -29,13 +31,13 @@ func Redact(body []byte, extraSecrets ...string) ([]byte, error) {
 		return nil, fmt.Errorf("redact: %w", err)
 	}
 
-	secrets := make(map[string]bool, len(extraSecrets))
-	for _, s := range extraSecrets {
-		if s != "" {
-			secrets[s] = true
+	var pairs []string
+	for _, secret := range extraSecrets {
+		if secret != "" {
+			pairs = append(pairs, secret, Redacted)
 		}
 	}
-	doc = redactValue(doc, secrets)
+	doc = redactValue(doc, strings.NewReplacer(pairs...))
 
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
@@ -47,29 +49,31 @@ func Redact(body []byte, extraSecrets ...string) ([]byte, error) {
 	return bytes.TrimRight(out.Bytes(), "\n"), nil
 }
 
-func redactValue(v any, secrets map[string]bool) any {
+func redactValue(v any, secrets *strings.Replacer) any {
 	switch v := v.(type) {
 	case map[string]any:
-		for name, member := range v {
-			v[name] = redactValue(member, secrets)
-		}
-		if apiKey, ok := v["apiKey"].(map[string]any); ok {
-			redactAPIKey(apiKey)
-		}
-		return v
+		return redactObject(v, secrets)
 	case []any:
 		for i, item := range v {
 			v[i] = redactValue(item, secrets)
 		}
 		return v
 	case string:
-		if secrets[v] {
-			return Redacted
-		}
-		return v
+		return secrets.Replace(v)
 	default:
 		return v
 	}
+}
+
+func redactObject(object map[string]any, secrets *strings.Replacer) map[string]any {
+	out := make(map[string]any, len(object))
+	for name, member := range object {
+		out[secrets.Replace(name)] = redactValue(member, secrets)
+	}
+	if apiKey, ok := out["apiKey"].(map[string]any); ok {
+		redactAPIKey(apiKey)
+	}
+	return out
 }
 
 // redactAPIKey replaces the secret fields that are present, whatever their

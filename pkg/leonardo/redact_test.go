@@ -108,10 +108,11 @@ func TestRedact(t *testing.T) {
 			absent: []string{"bearer-1", "bearer-2"},
 		},
 		{
-			name:  "extra secret matches whole strings only",
-			body:  `{"note":"contains bearer-1 inside"}`,
-			extra: []string{"bearer-1"},
-			want:  `{"note":"contains bearer-1 inside"}`,
+			name:   "extra secret inside strings and names",
+			body:   `{"url":"https://x.test/?key=bearer-1&a=b","bearer-1":1}`,
+			extra:  []string{"bearer-1"},
+			want:   `{"REDACTED":1,"url":"https://x.test/?key=REDACTED&a=b"}`,
+			absent: []string{"bearer-1"},
 		},
 		{
 			name:  "empty extra secret is ignored",

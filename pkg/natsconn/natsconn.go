@@ -35,6 +35,9 @@ func Connect(url, name string, events Events) (*nats.Conn, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.Timeout(5 * time.Second),
+		// No reconnect buffer: a publish while disconnected fails at once,
+		// so ingress can answer 503 instead of holding the request.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if events.Disconnected != nil {
 				events.Disconnected(err)

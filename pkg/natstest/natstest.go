@@ -34,6 +34,9 @@ func Start(t testing.TB) *Server {
 		StoreDir:   t.TempDir(),
 		NoLog:      true,
 		NoSigs:     true,
+		// Room for a callback at the ingress body limit (1 MiB by
+		// default) plus headers; the server default is 1 MB.
+		MaxPayload: 4 << 20,
 	}}
 	s.start()
 	t.Cleanup(s.Shutdown)

@@ -119,6 +119,9 @@ func serverOptions(cfg config) (*server.Options, error) {
 		Debug:      cfg.Debug,
 		Logtime:    true,
 		NoSigs:     true,
+		// Room for a callback at the ingress body limit (1 MiB by
+		// default) plus headers; the server default is 1 MB.
+		MaxPayload: 4 << 20,
 	}, nil
 }
 
