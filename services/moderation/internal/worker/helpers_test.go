@@ -269,19 +269,31 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, durable string) *jetstre
 	return info
 }
 
-// waitAcked waits until the consumer has no message pending.
+// waitAcked waits until the consumer has acknowledged every message in
+// the inbound stream. It compares the ack floor with the stream's last
+// sequence, because the consumer's pending count lags behind publishes.
 func waitAcked(t *testing.T, js jetstream.JetStream, durable string) *jetstream.ConsumerInfo {
 	t.Helper()
+
+	stream, err := js.Stream(context.Background(), broker.InboundStream)
+	if err != nil {
+		t.Fatalf("inbound stream: %v", err)
+	}
+	streamInfo, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatalf("inbound stream info: %v", err)
+	}
+	last := streamInfo.State.LastSeq
 
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		info := consumerInfo(t, js, durable)
-		if info.NumAckPending == 0 && info.NumPending == 0 {
+		if info.AckFloor.Stream >= last && info.NumAckPending == 0 {
 			return info
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s: %d pending, %d unacknowledged after 15s",
-				durable, info.NumPending, info.NumAckPending)
+			t.Fatalf("consumer %s: ack floor %d of %d, %d unacknowledged after 15s",
+				durable, info.AckFloor.Stream, last, info.NumAckPending)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
