@@ -5,11 +5,11 @@
 // Two checks guard every request. Allowlist.Check accepts only https URLs
 // whose host is on the allowlist (exact names or "*.suffix" entries), so
 // a URL anywhere else is never requested. The Fetcher's dialer then
-// checks each address it is about to connect to, after DNS resolution, in
-// the net.Dialer Control hook: private, loopback, link-local,
-// unspecified, multicast, CGNAT and other special-purpose addresses are
-// refused whatever name led there, which also covers DNS rebinding and
-// redirects. Redirects are capped and each target is checked again.
+// checks each address after DNS resolution and before connecting, in the
+// net.Dialer Control hook. It rejects private, loopback, link-local,
+// unspecified, multicast, CGNAT and other special-purpose addresses
+// whatever host name led there, so DNS rebinding and redirects are
+// covered too. Redirects are capped and each target is checked again.
 package imagefetch
 
 import (
@@ -36,7 +36,7 @@ var (
 	// ErrTooLarge is an image larger than the configured limit.
 	ErrTooLarge = errors.New("image exceeds the size limit")
 	// ErrUnsupportedFormat is a body that is neither JPEG nor PNG by its
-	// magic bytes, whatever its Content-Type says.
+	// magic bytes. The Content-Type header is not trusted.
 	ErrUnsupportedFormat = errors.New("image is neither JPEG nor PNG")
 )
 

@@ -129,7 +129,7 @@ type Image struct {
 	MIMEType string
 }
 
-// StatusError is a download answered with a status other than 200.
+// StatusError is a download whose response status was not 200.
 type StatusError struct {
 	StatusCode int
 }

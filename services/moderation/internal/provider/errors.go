@@ -33,7 +33,7 @@ var (
 	ErrAuth = errors.New("provider authentication failed")
 	// ErrBadResponse is a response that could not be read: malformed
 	// JSON, a missing score field or a score outside 0-1. It is never
-	// retried because the same request gets the same answer.
+	// retried because the same request gets the same response.
 	ErrBadResponse = errors.New("provider response could not be read")
 	// ErrCircuitOpen is returned without calling the provider while its
 	// circuit breaker is open after repeated failures.
@@ -104,9 +104,9 @@ func Retryable(err error) bool {
 }
 
 // KindForStatus maps an HTTP status to an error kind, for providers whose
-// error bodies do not say more: 429 is a rate limit, 408 and 5xx are
-// temporary, 401 and 403 are authentication, 400, 404, 413, 415 and 422
-// are invalid input, and anything else is a response that cannot be read.
+// error bodies carry no finer code. 429 is a rate limit, and 408 and 5xx
+// are temporary. 401 and 403 are authentication errors. 400, 404, 413,
+// 415 and 422 are invalid input. Anything else is a bad response.
 func KindForStatus(status int) error {
 	switch {
 	case status == http.StatusTooManyRequests:
@@ -125,7 +125,7 @@ func KindForStatus(status int) error {
 	}
 }
 
-// ParseRetryAfter reads the wait a rate-limited response asks for: the
+// ParseRetryAfter returns the wait that a rate-limited response requests: the
 // retry-after-ms header (milliseconds, sent by OpenAI), else Retry-After
 // as delay-seconds or an HTTP date (RFC 9110, section 10.2.3). It returns
 // 0 when neither is present, valid and positive.

@@ -89,7 +89,7 @@ func NewGuard(p Provider, l Limits) *Guard {
 // Name returns the wrapped provider's name.
 func (g *Guard) Name() string { return g.p.Name() }
 
-// NeedsBytes returns the wrapped provider's answer.
+// NeedsBytes returns the wrapped provider's NeedsBytes.
 func (g *Guard) NeedsBytes() bool { return g.p.NeedsBytes() }
 
 // BreakerState returns "closed", "half-open" or "open".
@@ -127,7 +127,7 @@ func (g *Guard) slotError(ctx context.Context, err error) error {
 	return err
 }
 
-// excludedFromBreaker keeps failures that say nothing about the
+// excludedFromBreaker keeps failures that carry no information about the
 // provider's health out of the breaker's counts: an image the provider
 // rejects, and a call abandoned because the caller's context ended.
 func excludedFromBreaker(err error) bool {

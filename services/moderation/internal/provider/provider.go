@@ -1,8 +1,8 @@
 // Package provider is the contract between genrelay's screening policy and
-// the third-party image moderation services it can ask: the Provider
-// interface, the Image and Result types, the typed errors every
-// implementation returns, and the wrappers that bound and retry calls
-// (Guard and RetryPolicy).
+// the third-party image moderation services it calls. It defines the
+// Provider interface, the Image and Result types, and the typed errors
+// every implementation returns. Guard and RetryPolicy bound and retry
+// the calls.
 //
 // Implementations live in subpackages (openai, rekognition, vision,
 // httpclassifier). Each has a mock server in a ...test subpackage next to
@@ -31,7 +31,7 @@ type Provider interface {
 type Image struct {
 	// ID is the generator's image id, used for cache keys and errors.
 	ID string
-	// URL is where the image can be downloaded. Only https URLs on the
+	// URL is the image's download location. Only https URLs on the
 	// configured allowlist reach a provider.
 	URL string
 	// Bytes is the downloaded image, set by the caller only for providers
@@ -42,7 +42,7 @@ type Image struct {
 	MIMEType string
 }
 
-// Result is one provider's answer for one image.
+// Result is one provider's classification of one image.
 type Result struct {
 	// Scores maps a category (see the Category constants) to a score from
 	// 0 (certainly absent) to 1 (certainly present). A category the

@@ -21,7 +21,12 @@ import (
 )
 
 // screenOne returns one provider's decision on img. Its error is ctx's.
-func (s *Screener) screenOne(ctx context.Context, g *provider.Guard, img Image, rule string) (*genrelayv1.Decision, error) {
+func (s *Screener) screenOne(
+	ctx context.Context,
+	g *provider.Guard,
+	img Image,
+	rule string,
+) (*genrelayv1.Decision, error) {
 	start := time.Now()
 	d := &genrelayv1.Decision{ImageId: img.ID, Rule: rule, Provider: g.Name()}
 	defer func() { d.Latency = durationpb.New(time.Since(start)) }()
@@ -73,10 +78,14 @@ func (s *Screener) fail(d *genrelayv1.Decision, err error, attempts int) {
 	}
 }
 
-// call asks the provider with retries. The image is downloaded once, for
-// providers that need the bytes, outside the breaker: a CDN failure says
-// nothing about the provider's health.
-func (s *Screener) call(ctx context.Context, g *provider.Guard, img Image) (*provider.Result, int, error) {
+// call sends img to the provider with retries. For providers that need
+// the bytes, the image is downloaded once and outside the breaker,
+// because a CDN failure carries no information about the provider's health.
+func (s *Screener) call(
+	ctx context.Context,
+	g *provider.Guard,
+	img Image,
+) (*provider.Result, int, error) {
 	var (
 		res      *provider.Result
 		image    *imagefetch.Image

@@ -21,7 +21,9 @@ import (
 )
 
 // Provider names accepted in Config.Providers.
-var providerNames = []string{openai.Name, rekognition.Name, vision.Name, httpclassifier.Name}
+var providerNames = []string{
+	openai.Name, rekognition.Name, vision.Name, httpclassifier.Name,
+}
 
 // Config is the screening configuration. DefaultConfig fills in the
 // defaults that each field's comment states; RegisterFlags binds every
@@ -121,15 +123,19 @@ type ImagesConfig struct {
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		OpenAI:     OpenAIConfig{BaseURL: openai.DefaultBaseURL, Model: openai.DefaultModel},
-		AWS:        AWSConfig{MinConfidence: rekognition.DefaultMinConfidence},
-		Vision:     VisionConfig{BaseURL: vision.DefaultBaseURL},
-		HTTP:       HTTPConfig{URLField: "url", ScoreField: "score", Category: provider.CategorySexual},
+		OpenAI: OpenAIConfig{BaseURL: openai.DefaultBaseURL, Model: openai.DefaultModel},
+		AWS:    AWSConfig{MinConfidence: rekognition.DefaultMinConfidence},
+		Vision: VisionConfig{BaseURL: vision.DefaultBaseURL},
+		HTTP: HTTPConfig{
+			URLField: "url", ScoreField: "score", Category: provider.CategorySexual,
+		},
 		Thresholds: DefaultThresholds(),
 		FailMode:   FailReview,
 		Retry:      provider.DefaultRetryPolicy(),
 		Limits:     provider.DefaultLimits(),
-		Cache:      verdictcache.Config{Bucket: verdictcache.DefaultBucket, Replicas: 1, TTL: 24 * time.Hour},
+		Cache: verdictcache.Config{
+			Bucket: verdictcache.DefaultBucket, Replicas: 1, TTL: 24 * time.Hour,
+		},
 		Images: ImagesConfig{
 			AllowedHosts: slices.Clone(imagefetch.DefaultAllowedHosts),
 			MaxBytes:     imagefetch.DefaultMaxBytes,
@@ -152,7 +158,8 @@ var ErrInvalidConfig = errors.New("invalid screening config")
 // a chosen provider, and limits that cannot work.
 func (c Config) Validate() error {
 	for _, check := range []func() error{
-		c.validateProviders, c.Retry.Validate, c.Limits.Validate, c.validateLimits,
+		c.validateProviders, c.Thresholds.Validate, c.Retry.Validate,
+		c.Limits.Validate, c.validateLimits,
 	} {
 		if err := check(); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -214,12 +221,14 @@ func (c Config) validateRekognitionLimits() error {
 func (c Config) validateLimits() error {
 	switch {
 	case c.ProgressInterval <= 0:
-		return fmt.Errorf("moderation-progress-interval %s must be positive", c.ProgressInterval)
+		return fmt.Errorf("moderation-progress-interval %s must be positive",
+			c.ProgressInterval)
 	case c.Cache.TTL <= 0 || c.Cache.Replicas < 1 || c.Cache.Replicas > 5:
 		return fmt.Errorf("moderation cache ttl %s must be positive and replicas %d 1-5",
 			c.Cache.TTL, c.Cache.Replicas)
 	case c.Images.MaxBytes <= 0 || c.Images.MaxRedirects < 0 || c.Images.FetchTimeout <= 0:
-		return errors.New("image-max-bytes and image-fetch-timeout must be positive, image-max-redirects not negative")
+		return errors.New("image-max-bytes and image-fetch-timeout must be " +
+			"positive, and image-max-redirects must not be negative")
 	}
 	_, err := imagefetch.NewAllowlist(c.Images.AllowedHosts)
 	return err
@@ -246,7 +255,8 @@ func checkBaseURL(flagName, v string) error {
 	if u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return nil
 	}
-	return fmt.Errorf("invalid %s %q: must be https (http only to a loopback host)", flagName, v)
+	return fmt.Errorf("invalid %s %q: must be https (http only to a loopback host)",
+		flagName, v)
 }
 
 func isLoopback(host string) bool {
@@ -270,28 +280,33 @@ func firstError(errs ...error) error {
 // replaced by "REDACTED" when set and "" when not.
 func (c Config) Redacted() map[string]string {
 	return map[string]string{
-		"moderation_providers":   strings.Join(c.Providers, ","),
-		"moderation_rule":        c.Rule.String(),
-		"moderation_thresholds":  c.Thresholds.String(),
-		"moderation_fail_mode":   c.FailMode.String(),
-		"retry":                  fmt.Sprintf("%d attempts, backoff %s..%s", c.Retry.Attempts, c.Retry.InitialBackoff, c.Retry.MaxBackoff),
-		"provider_limits":        fmt.Sprintf("timeout %s, concurrency %d, breaker %d failures / %s", c.Limits.Timeout, c.Limits.Concurrency, c.Limits.BreakerFailures, c.Limits.BreakerOpenFor),
-		"cache":                  fmt.Sprintf("%s, ttl %s, %d replicas", c.Cache.Bucket, c.Cache.TTL, c.Cache.Replicas),
-		"image_hosts":            strings.Join(c.Images.AllowedHosts, ","),
-		"image_max_bytes":        strconv.FormatInt(c.Images.MaxBytes, 10),
-		"openai_api_key":         mask(c.OpenAI.APIKey),
-		"openai_base_url":        c.OpenAI.BaseURL,
-		"openai_model":           c.OpenAI.Model,
-		"aws_region":             c.AWS.Region,
-		"aws_access_key_id":      c.AWS.AccessKeyID,
-		"aws_secret_access_key":  mask(c.AWS.SecretAccessKey),
-		"aws_session_token":      mask(c.AWS.SessionToken),
-		"aws_base_url":           c.AWS.BaseURL,
-		"vision_api_key":         mask(c.Vision.APIKey),
-		"vision_base_url":        c.Vision.BaseURL,
-		"http_classifier_url":    redactURL(c.HTTP.URL),
-		"http_classifier_token":  mask(c.HTTP.Token),
-		"http_classifier_fields": c.HTTP.URLField + " -> " + c.HTTP.ScoreField + " as " + c.HTTP.Category,
+		"moderation_providers":  strings.Join(c.Providers, ","),
+		"moderation_rule":       c.Rule.String(),
+		"moderation_thresholds": c.Thresholds.String(),
+		"moderation_fail_mode":  c.FailMode.String(),
+		"retry": fmt.Sprintf("%d attempts, backoff %s..%s",
+			c.Retry.Attempts, c.Retry.InitialBackoff, c.Retry.MaxBackoff),
+		"provider_limits": fmt.Sprintf("timeout %s, concurrency %d, breaker %d failures / %s",
+			c.Limits.Timeout, c.Limits.Concurrency, c.Limits.BreakerFailures,
+			c.Limits.BreakerOpenFor),
+		"cache": fmt.Sprintf("%s, ttl %s, %d replicas",
+			c.Cache.Bucket, c.Cache.TTL, c.Cache.Replicas),
+		"image_hosts":           strings.Join(c.Images.AllowedHosts, ","),
+		"image_max_bytes":       strconv.FormatInt(c.Images.MaxBytes, 10),
+		"openai_api_key":        mask(c.OpenAI.APIKey),
+		"openai_base_url":       c.OpenAI.BaseURL,
+		"openai_model":          c.OpenAI.Model,
+		"aws_region":            c.AWS.Region,
+		"aws_access_key_id":     c.AWS.AccessKeyID,
+		"aws_secret_access_key": mask(c.AWS.SecretAccessKey),
+		"aws_session_token":     mask(c.AWS.SessionToken),
+		"aws_base_url":          c.AWS.BaseURL,
+		"vision_api_key":        mask(c.Vision.APIKey),
+		"vision_base_url":       c.Vision.BaseURL,
+		"http_classifier_url":   redactURL(c.HTTP.URL),
+		"http_classifier_token": mask(c.HTTP.Token),
+		"http_classifier_fields": c.HTTP.URLField + " -> " + c.HTTP.ScoreField +
+			" as " + c.HTTP.Category,
 	}
 }
 
@@ -322,78 +337,127 @@ func redactURL(raw string) string {
 // is read from GENRELAY_MODERATION_PROVIDERS, and so on.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.registerPolicyFlags(fs)
-	c.registerResilienceFlags(fs)
+	c.registerRetryFlags(fs)
+	c.registerLimitFlags(fs)
 	c.registerImageFlags(fs)
-	c.registerProviderFlags(fs)
+	c.registerOpenAIFlags(fs)
+	c.registerAWSFlags(fs)
+	c.registerVisionFlags(fs)
+	c.registerHTTPFlags(fs)
 }
 
 func (c *Config) registerPolicyFlags(fs *flag.FlagSet) {
 	fs.Var((*listValue)(&c.Providers), "moderation-providers",
-		"image moderation providers to ask, comma-separated, in order: openai, rekognition, vision, http (empty = none)")
+		"image moderation providers to call, comma-separated, in order: "+
+			"openai, rekognition, vision, http (empty = none)")
 	fs.Var(&c.Rule, "moderation-rule",
-		"which unflagged images are sent to providers: empty = all, always, never, sd-versions:<v>,... or models:<id>,..., clauses joined by ;")
+		"which unflagged images go to providers: empty = all, always, never, "+
+			"sd-versions:<v>,... or models:<id>,...; join clauses with ;")
 	fs.Var(&c.Thresholds, "moderation-thresholds",
-		"category:review:block score thresholds (0-1 or off), comma-separated, applied over the defaults; 'default' sets the pair for unlisted categories")
+		"category:review:block score thresholds (0-1 or off), comma-separated, "+
+			"applied over the defaults; 'default' sets unlisted categories")
 	fs.Var(&c.FailMode, "moderation-fail-mode",
-		"outcome when a provider cannot be asked: review, rejected or clean (clean publishes unchecked images)")
-	fs.DurationVar(&c.ProgressInterval, "moderation-progress-interval", c.ProgressInterval,
-		"how often a message being screened is marked in progress (duration); keep well below the consumer's ack wait")
+		"outcome when a provider fails: review, rejected or clean "+
+			"(clean publishes unchecked images)")
+	fs.DurationVar(&c.ProgressInterval, "moderation-progress-interval",
+		c.ProgressInterval, "how often a message being screened is marked "+
+			"in progress (duration); keep it well below the ack wait")
 }
 
-func (c *Config) registerResilienceFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.Retry.Attempts, "moderation-retry-attempts", c.Retry.Attempts,
+func (c *Config) registerRetryFlags(fs *flag.FlagSet) {
+	r := &c.Retry
+	fs.IntVar(&r.Attempts, "moderation-retry-attempts", r.Attempts,
 		"provider calls per image and provider, first one included (count)")
-	fs.DurationVar(&c.Retry.InitialBackoff, "moderation-retry-initial-backoff", c.Retry.InitialBackoff,
-		"wait before the first retry, doubled each retry, ±50% jitter (duration)")
-	fs.DurationVar(&c.Retry.MaxBackoff, "moderation-retry-max-backoff", c.Retry.MaxBackoff,
+	fs.DurationVar(&r.InitialBackoff, "moderation-retry-initial-backoff",
+		r.InitialBackoff, "wait before the first retry, doubled on each "+
+			"retry, with ±50% jitter (duration)")
+	fs.DurationVar(&r.MaxBackoff, "moderation-retry-max-backoff", r.MaxBackoff,
 		"longest wait between retries before jitter (duration)")
-	fs.DurationVar(&c.Retry.MaxRetryAfter, "moderation-retry-max-retry-after", c.Retry.MaxRetryAfter,
-		"longest Retry-After honoured; a longer one ends the retries (duration)")
-	fs.DurationVar(&c.Limits.Timeout, "moderation-provider-timeout", c.Limits.Timeout,
-		"time limit of one provider call, waiting for a concurrency slot included (duration)")
-	fs.IntVar(&c.Limits.Concurrency, "moderation-provider-concurrency", c.Limits.Concurrency,
+	fs.DurationVar(&r.MaxRetryAfter, "moderation-retry-max-retry-after",
+		r.MaxRetryAfter, "longest Retry-After honoured; a longer one ends "+
+			"the retries (duration)")
+}
+
+func (c *Config) registerLimitFlags(fs *flag.FlagSet) {
+	l := &c.Limits
+	fs.DurationVar(&l.Timeout, "moderation-provider-timeout", l.Timeout,
+		"time limit of one provider call, including the wait for a "+
+			"concurrency slot (duration)")
+	fs.IntVar(&l.Concurrency, "moderation-provider-concurrency", l.Concurrency,
 		"provider calls in flight at once per provider and process (count)")
-	uintVar(fs, &c.Limits.BreakerFailures, "moderation-breaker-failures",
+	uintVar(fs, &l.BreakerFailures, "moderation-breaker-failures",
 		"consecutive failed calls that open a provider's circuit breaker (count)")
-	fs.DurationVar(&c.Limits.BreakerOpenFor, "moderation-breaker-open-timeout", c.Limits.BreakerOpenFor,
-		"how long an open breaker skips the provider before trial calls (duration)")
-	uintVar(fs, &c.Limits.BreakerHalfOpenCalls, "moderation-breaker-half-open-requests",
+	fs.DurationVar(&l.BreakerOpenFor, "moderation-breaker-open-timeout",
+		l.BreakerOpenFor, "how long an open breaker skips the provider "+
+			"before trial calls (duration)")
+	uintVar(fs, &l.BreakerHalfOpenCalls, "moderation-breaker-half-open-requests",
 		"trial calls let through by a half-open breaker (count)")
 	fs.DurationVar(&c.Cache.TTL, "moderation-cache-ttl", c.Cache.TTL,
 		"how long provider results are cached per image (duration)")
 	fs.IntVar(&c.Cache.Replicas, "moderation-cache-replicas", c.Cache.Replicas,
-		"replicas of the provider verdict bucket: 1 on one server, 3 on a cluster (count)")
+		"replicas of the provider verdict bucket: 1 on one server, "+
+			"3 on a cluster (count)")
 }
 
 func (c *Config) registerImageFlags(fs *flag.FlagSet) {
-	fs.Var((*listValue)(&c.Images.AllowedHosts), "image-hosts",
-		"hosts image URLs may point to, comma-separated; *.example.com allows subdomains")
-	fs.Int64Var(&c.Images.MaxBytes, "image-max-bytes", c.Images.MaxBytes,
+	im := &c.Images
+	fs.Var((*listValue)(&im.AllowedHosts), "image-hosts",
+		"hosts that image URLs may point to, comma-separated; "+
+			"*.example.com allows subdomains")
+	fs.Int64Var(&im.MaxBytes, "image-max-bytes", im.MaxBytes,
 		"largest image downloaded for providers that need the bytes (bytes)")
-	fs.IntVar(&c.Images.MaxRedirects, "image-max-redirects", c.Images.MaxRedirects,
+	fs.IntVar(&im.MaxRedirects, "image-max-redirects", im.MaxRedirects,
 		"redirects followed when downloading an image (count)")
-	fs.DurationVar(&c.Images.FetchTimeout, "image-fetch-timeout", c.Images.FetchTimeout,
+	fs.DurationVar(&im.FetchTimeout, "image-fetch-timeout", im.FetchTimeout,
 		"time limit of one image download (duration)")
 }
 
-func (c *Config) registerProviderFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.OpenAI.APIKey, "openai-api-key", c.OpenAI.APIKey, "OpenAI API key (secret)")
-	fs.StringVar(&c.OpenAI.BaseURL, "openai-base-url", c.OpenAI.BaseURL, "OpenAI API base URL including /v1")
-	fs.StringVar(&c.OpenAI.Model, "openai-model", c.OpenAI.Model, "OpenAI moderation model")
-	fs.StringVar(&c.AWS.Region, "aws-region", c.AWS.Region, "AWS region of Rekognition, for example eu-west-1")
-	fs.StringVar(&c.AWS.AccessKeyID, "aws-access-key-id", c.AWS.AccessKeyID, "AWS access key id for Rekognition")
-	fs.StringVar(&c.AWS.SecretAccessKey, "aws-secret-access-key", c.AWS.SecretAccessKey, "AWS secret access key (secret)")
-	fs.StringVar(&c.AWS.SessionToken, "aws-session-token", c.AWS.SessionToken, "AWS session token for temporary credentials (secret)")
-	fs.StringVar(&c.AWS.BaseURL, "aws-base-url", c.AWS.BaseURL, "Rekognition endpoint URL (empty = the region's endpoint)")
-	fs.Float64Var(&c.AWS.MinConfidence, "rekognition-min-confidence", c.AWS.MinConfidence,
-		"lowest Rekognition label confidence requested (percent, 0-100); keep it below the lowest review threshold")
-	fs.StringVar(&c.Vision.APIKey, "vision-api-key", c.Vision.APIKey, "Google Cloud Vision API key (secret)")
-	fs.StringVar(&c.Vision.BaseURL, "vision-base-url", c.Vision.BaseURL, "Cloud Vision API base URL without /v1")
-	fs.StringVar(&c.HTTP.URL, "http-classifier-url", c.HTTP.URL, "self-hosted classifier endpoint URL")
-	fs.StringVar(&c.HTTP.URLField, "http-classifier-url-field", c.HTTP.URLField, "request JSON field that carries the image URL")
-	fs.StringVar(&c.HTTP.ScoreField, "http-classifier-score-field", c.HTTP.ScoreField, "dotted path of the 0-1 score in the response, for example scores.nsfw")
-	fs.StringVar(&c.HTTP.Category, "http-classifier-category", c.HTTP.Category, "category the classifier score counts as, for example sexual")
-	fs.StringVar(&c.HTTP.Token, "http-classifier-token", c.HTTP.Token, "bearer token for the classifier (secret, optional)")
+func (c *Config) registerOpenAIFlags(fs *flag.FlagSet) {
+	o := &c.OpenAI
+	fs.StringVar(&o.APIKey, "openai-api-key", o.APIKey,
+		"OpenAI API key (secret)")
+	fs.StringVar(&o.BaseURL, "openai-base-url", o.BaseURL,
+		"OpenAI API base URL, including /v1")
+	fs.StringVar(&o.Model, "openai-model", o.Model,
+		"OpenAI moderation model")
+}
+
+func (c *Config) registerAWSFlags(fs *flag.FlagSet) {
+	a := &c.AWS
+	fs.StringVar(&a.Region, "aws-region", a.Region,
+		"AWS region of Rekognition, for example eu-west-1")
+	fs.StringVar(&a.AccessKeyID, "aws-access-key-id", a.AccessKeyID,
+		"AWS access key id for Rekognition")
+	fs.StringVar(&a.SecretAccessKey, "aws-secret-access-key", a.SecretAccessKey,
+		"AWS secret access key (secret)")
+	fs.StringVar(&a.SessionToken, "aws-session-token", a.SessionToken,
+		"AWS session token, for temporary credentials only (secret)")
+	fs.StringVar(&a.BaseURL, "aws-base-url", a.BaseURL,
+		"Rekognition endpoint URL (empty = the region's endpoint)")
+	fs.Float64Var(&a.MinConfidence, "rekognition-min-confidence", a.MinConfidence,
+		"lowest Rekognition label confidence requested (percent, 0-100); "+
+			"keep it below the lowest review threshold")
+}
+
+func (c *Config) registerVisionFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Vision.APIKey, "vision-api-key", c.Vision.APIKey,
+		"Google Cloud Vision API key (secret)")
+	fs.StringVar(&c.Vision.BaseURL, "vision-base-url", c.Vision.BaseURL,
+		"Cloud Vision API base URL, without /v1")
+}
+
+func (c *Config) registerHTTPFlags(fs *flag.FlagSet) {
+	h := &c.HTTP
+	fs.StringVar(&h.URL, "http-classifier-url", h.URL,
+		"self-hosted classifier endpoint URL")
+	fs.StringVar(&h.URLField, "http-classifier-url-field", h.URLField,
+		"request JSON field that carries the image URL")
+	fs.StringVar(&h.ScoreField, "http-classifier-score-field", h.ScoreField,
+		"dotted path of the 0-1 score in the response, for example scores.nsfw")
+	fs.StringVar(&h.Category, "http-classifier-category", h.Category,
+		"category the classifier score counts as, for example sexual")
+	fs.StringVar(&h.Token, "http-classifier-token", h.Token,
+		"bearer token for the classifier (secret, optional)")
 }
 
 // listValue is a comma-separated flag.Value.

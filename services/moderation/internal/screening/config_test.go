@@ -56,6 +56,12 @@ func TestValidate(t *testing.T) {
 			wantErr: "allowlist is empty"},
 		{name: "no progress", mutate: func(c *screening.Config) { c.ProgressInterval = 0 },
 			wantErr: "progress-interval"},
+		{name: "bad threshold", mutate: func(c *screening.Config) {
+			c.Thresholds["sexual"] = screening.Pair{Review: 0.9, Block: 0.2}
+		}, wantErr: "invalid thresholds for sexual"},
+		{name: "no default pair", mutate: func(c *screening.Config) {
+			delete(c.Thresholds, screening.DefaultCategory)
+		}, wantErr: "lack the default pair"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

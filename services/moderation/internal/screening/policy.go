@@ -1,6 +1,7 @@
 package screening
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -31,9 +32,9 @@ const DefaultCategory = "default"
 // DefaultThresholds.
 type Thresholds map[string]Pair
 
-// DefaultThresholds returns the defaults. Categories that describe the
-// sexual content Leonardo's own flags aim at block lowest; suggestive
-// images, drugs and rude gestures only go to review; alcohol, gambling,
+// DefaultThresholds returns the defaults. The sexual categories that
+// Leonardo's own flags target block at the lowest scores. Suggestive
+// images, drugs and rude gestures only go to review. Alcohol, gambling,
 // medical and spoof never count, because they are common in legitimate
 // generated art. Every other category uses the default pair.
 //
@@ -43,6 +44,9 @@ type Thresholds map[string]Pair
 //	hate 0.4/0.8      drugs 0.6/off           rude-gestures 0.7/off
 //	alcohol, gambling, medical, spoof off/off
 //	default 0.5/0.9
+//
+// NOTE: these values are judgment calls, not measured against labelled
+// Leonardo output; tune them per deployment with moderation-thresholds.
 func DefaultThresholds() Thresholds {
 	selfHarm := Pair{0.3, 0.7}
 	return Thresholds{
@@ -56,6 +60,22 @@ func DefaultThresholds() Thresholds {
 		DefaultCategory: {0.5, 0.9},
 	}
 }
+
+// Validate reports a missing default pair and pairs out of range.
+func (t Thresholds) Validate() error {
+	if _, ok := t[DefaultCategory]; !ok {
+		return errors.New("thresholds lack the default pair")
+	}
+	for cat, p := range t {
+		if !inRange(p.Review) || !inRange(p.Block) || p.Review > p.Block {
+			return fmt.Errorf("invalid thresholds for %s: review %s, block %s",
+				cat, formatThreshold(p.Review), formatThreshold(p.Block))
+		}
+	}
+	return nil
+}
+
+func inRange(v float64) bool { return v == Off || (v > 0 && v <= 1) }
 
 // For returns the pair for category, or the default pair.
 func (t Thresholds) For(category string) Pair {
@@ -93,7 +113,8 @@ func parseEntry(entry string) (string, Pair, error) {
 	block, err2 := parseThreshold(parts[2])
 	switch {
 	case err1 != nil || err2 != nil:
-		return "", Pair{}, fmt.Errorf("invalid threshold %q: each value must be a number above 0 and at most 1, or off", entry)
+		return "", Pair{}, fmt.Errorf("invalid threshold %q: each value must be "+
+			"a number above 0 and at most 1, or off", entry)
 	case review > block:
 		return "", Pair{}, fmt.Errorf("invalid threshold %q: review must not exceed block", entry)
 	}
@@ -146,12 +167,12 @@ func (t Thresholds) Classify(scores map[string]float64) (genrelayv1.Outcome, str
 	outcome := genrelayv1.Outcome_OUTCOME_CLEAN
 	var reasons []string
 	for _, c := range cats {
-		o, why := t.classifyOne(c, scores[c])
+		o, because := t.classifyOne(c, scores[c])
 		switch {
 		case severity(o) > severity(outcome):
-			outcome, reasons = o, []string{why}
+			outcome, reasons = o, []string{because}
 		case o == outcome && o != genrelayv1.Outcome_OUTCOME_CLEAN:
-			reasons = append(reasons, why)
+			reasons = append(reasons, because)
 		}
 	}
 	if outcome == genrelayv1.Outcome_OUTCOME_CLEAN {

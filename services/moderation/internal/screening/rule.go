@@ -46,7 +46,8 @@ func (r *Rule) parseClauses(spec string) error {
 		kind, list, ok := strings.Cut(strings.TrimSpace(clause), ":")
 		values := splitList(list)
 		if !ok || len(values) == 0 {
-			return fmt.Errorf("invalid moderation rule clause %q: want sd-versions:<v>,... or models:<id>,...", clause)
+			return fmt.Errorf("invalid moderation rule clause %q: "+
+				"want sd-versions:<v>,... or models:<id>,...", clause)
 		}
 		switch strings.ToLower(kind) {
 		case "sd-versions":

@@ -1,12 +1,12 @@
 // Package screening is the policy layer between the moderation service and
 // the image moderation providers. It decides which images are sent
-// (Rule), asks each configured provider with retries, a timeout, a
-// concurrency limit and a circuit breaker, caches successful results in a
-// JetStream bucket, turns scores into outcomes (Thresholds), and applies
-// the fail mode when a provider cannot be asked. It never returns CLEAN
-// for an image that no provider checked, unless the fail mode is
-// explicitly clean. It does not log: it returns decisions and errors, and
-// reports cache errors to an optional callback.
+// (Rule) and calls each configured provider with retries, a timeout, a
+// concurrency limit and a circuit breaker. It caches successful results
+// in a JetStream bucket, turns scores into outcomes (Thresholds), and
+// applies the fail mode when a provider fails. It never returns CLEAN for
+// an image that no provider checked, unless the fail mode is explicitly
+// clean. It does not log: it returns decisions and errors, and reports
+// cache errors to an optional callback.
 package screening
 
 import (
@@ -34,7 +34,7 @@ const RulePrefix = "provider_check:"
 type Image struct {
 	// ID is the generator's image id, the cache key.
 	ID string
-	// URL is where providers fetch the image from.
+	// URL is the image's download location, passed to providers.
 	URL string
 	// SDVersion and ModelID describe the generation, for Rule.
 	SDVersion string
@@ -167,10 +167,14 @@ func (s *Screener) match(img Image) (string, bool) {
 	return RulePrefix + rule, ok
 }
 
-// Screen asks the providers about img and returns the most severe of
-// their decisions (REJECTED, then REVIEW, then CLEAN; the first one on a
-// tie). See ScreenEach for the rest of the contract.
-func (s *Screener) Screen(ctx context.Context, img Image, progress func()) (*genrelayv1.Decision, error) {
+// Screen sends img to the providers and returns the most severe of
+// their decisions: REJECTED, then REVIEW, then CLEAN, and the first one
+// on a tie. See ScreenEach for the rest of the contract.
+func (s *Screener) Screen(
+	ctx context.Context,
+	img Image,
+	progress func(),
+) (*genrelayv1.Decision, error) {
 	ds, err := s.ScreenEach(ctx, img, progress)
 	if err != nil {
 		return nil, err
@@ -184,7 +188,7 @@ func (s *Screener) Screen(ctx context.Context, img Image, progress func()) (*gen
 	return worst, nil
 }
 
-// ScreenEach asks the providers in configured order and returns one
+// ScreenEach calls the providers in configured order and returns one
 // decision per provider asked. It stops after a REJECTED decision, which
 // no later provider could change.
 //
@@ -198,7 +202,11 @@ func (s *Screener) Screen(ctx context.Context, img Image, progress func()) (*gen
 // It returns an error only when ctx ends first (the caller should leave
 // the message for redelivery) or when img does not apply
 // (ErrNotApplicable).
-func (s *Screener) ScreenEach(ctx context.Context, img Image, progress func()) ([]*genrelayv1.Decision, error) {
+func (s *Screener) ScreenEach(
+	ctx context.Context,
+	img Image,
+	progress func(),
+) ([]*genrelayv1.Decision, error) {
 	rule, ok := s.match(img)
 	if !ok {
 		return nil, ErrNotApplicable

@@ -112,9 +112,9 @@ func (c *Cache) Put(ctx context.Context, providerName, imageID string, e Entry) 
 
 var plainID = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
 
-// Key returns the bucket key "<provider>.<image id>". An image id with
-// characters that keys do not allow, or an empty one, is written as "_"
-// followed by its unpadded base64url form; a plain id never starts with
+// Key returns the bucket key "<provider>.<image id>". An empty image id,
+// or one with characters that keys do not allow, is written as "_"
+// followed by its unpadded base64url form. A plain id never starts with
 // "_", so the two forms cannot collide.
 func Key(providerName, imageID string) string {
 	if plainID.MatchString(imageID) {

@@ -1,4 +1,4 @@
-// Package httpclassifier asks a self-hosted image classifier over HTTP:
+// Package httpclassifier calls a self-hosted image classifier over HTTP:
 // it POSTs the image URL as JSON, {"url": "..."} by default, and reads one
 // score from the JSON response at a dotted path such as "scores.nsfw".
 package httpclassifier
@@ -160,7 +160,7 @@ func lookup(doc any, path []string) (float64, error) {
 }
 
 // errorMessage returns a short excerpt of an error body, because
-// classifiers answer errors in no fixed shape.
+// classifiers return errors in no fixed shape.
 func errorMessage(body []byte) string {
 	var obj struct {
 		Error   any    `json:"error"`

@@ -1,5 +1,5 @@
-// Package openai asks OpenAI's moderation endpoint (POST /v1/moderations)
-// about an image URL, through the official Go SDK (openai-go v3). The
+// Package openai sends an image URL to OpenAI's moderation endpoint
+// (POST /v1/moderations) through the official Go SDK (openai-go v3). The
 // SDK's own retries are disabled so that provider.RetryPolicy decides, and
 // the client reads no environment variables: everything comes from Config.
 package openai
@@ -128,7 +128,7 @@ func result(resp *sdk.ModerationNewResponse) (*provider.Result, error) {
 
 // imageScores returns the scores of the categories whose applied input
 // types include "image". The other categories apply to text only, so
-// their scores say nothing about an image. When the response lacks
+// their scores carry no information about an image. When the response lacks
 // category_applied_input_types, every score is kept.
 func imageScores(m sdk.Moderation) (map[string]float64, error) {
 	var all map[string]float64

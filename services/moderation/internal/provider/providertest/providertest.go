@@ -25,7 +25,7 @@ type Request struct {
 	Body   []byte
 }
 
-// Response is what the mock sends back.
+// Response is the mock's reply to one request.
 type Response struct {
 	Status int
 	Header http.Header
@@ -52,7 +52,7 @@ type Server struct {
 }
 
 // Start runs a mock on 127.0.0.1. validate rejects requests the real
-// service would reject; fallback answers when no response is queued and
+// service would reject. fallback replies when no response is queued and
 // no handler is set.
 func Start(t testing.TB, validate Validator, fallback func(Request) Response) *Server {
 	t.Helper()
@@ -66,7 +66,7 @@ func Start(t testing.TB, validate Validator, fallback func(Request) Response) *S
 // URL returns the server's base URL, for example http://127.0.0.1:4711.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Enqueue adds responses that answer the next valid requests in order,
+// Enqueue adds responses for the next valid requests in order,
 // before the handler or the fallback.
 func (s *Server) Enqueue(rs ...Response) {
 	s.mu.Lock()
@@ -74,7 +74,7 @@ func (s *Server) Enqueue(rs ...Response) {
 	s.queue = append(s.queue, rs...)
 }
 
-// SetHandler answers valid requests with f once the queue is empty. A nil
+// SetHandler replies to valid requests with f once the queue is empty. A nil
 // f restores the fallback.
 func (s *Server) SetHandler(f func(Request) Response) {
 	s.mu.Lock()

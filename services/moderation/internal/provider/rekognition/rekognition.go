@@ -1,5 +1,5 @@
-// Package rekognition asks Amazon Rekognition's DetectModerationLabels
-// about image bytes, through aws-sdk-go-v2. Rekognition does not fetch
+// Package rekognition sends image bytes to Amazon Rekognition's
+// DetectModerationLabels, through aws-sdk-go-v2. Rekognition does not fetch
 // URLs, so the caller downloads the image (see package imagefetch) and
 // passes JPEG or PNG bytes of at most 5 MiB.
 //

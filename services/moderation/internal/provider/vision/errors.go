@@ -64,7 +64,11 @@ func (s status) hasReason(reasons ...string) bool {
 	return false
 }
 
-// imageError maps the per-image error inside a 200 response. Vision uses
+// imageError maps the per-image error inside a 200 response.
+//
+// NOTE: Vision's reference documents the error field as google.rpc.Status
+// but lists no codes for it. Mapping codes 4 and 7 for unreachable URLs
+// rests on the messages quoted below, not on a documented list. Vision uses
 // it for images it cannot read or fetch: "Bad image data." is
 // INVALID_ARGUMENT, an unreachable URL is DEADLINE_EXCEEDED or
 // PERMISSION_DENIED ("We're not allowed to access the URL on your

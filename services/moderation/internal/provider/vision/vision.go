@@ -1,5 +1,5 @@
-// Package vision asks Google Cloud Vision's SafeSearch detection about an
-// image URL: POST {base}/v1/images:annotate with one request and the
+// Package vision sends an image URL to Google Cloud Vision's SafeSearch
+// detection: POST {base}/v1/images:annotate with one request and the
 // SAFE_SEARCH_DETECTION feature.
 //
 // It uses plain net/http against the documented REST API rather than the
@@ -31,7 +31,7 @@ const DefaultBaseURL = "https://vision.googleapis.com"
 
 const maxResponseBytes = 1 << 20
 
-// Likelihood scores. Vision answers with likelihood labels rather than
+// Likelihood scores. Vision returns likelihood labels rather than
 // numbers, so each label maps to the middle of the band it names:
 //
 //	VERY_UNLIKELY 0.05   UNLIKELY 0.25   POSSIBLE 0.5

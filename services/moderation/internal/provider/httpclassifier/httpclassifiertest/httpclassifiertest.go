@@ -1,7 +1,7 @@
 // Package httpclassifiertest is a local mock of a self-hosted image
 // classifier for tests: it accepts POST /classify with a JSON body
 // {"url": "..."} and, when a token is set, "Authorization: Bearer
-// <token>", and answers {"scores": {"nsfw": <score>}} or a JSON error
+// <token>", and returns {"scores": {"nsfw": <score>}} or a JSON error
 // {"error": "..."} with the status a typical classifier service sends
 // (400, 401, 429 with Retry-After, 5xx).
 package httpclassifiertest
@@ -25,8 +25,8 @@ const (
 	ScoreField = "scores.nsfw"
 )
 
-// Server is a running mock. Without Enqueue or SetHandler it answers
-// every valid request with a score of 0.01.
+// Server is a running mock. Without Enqueue or SetHandler it returns a
+// score of 0.01 for every valid request.
 type Server struct {
 	*providertest.Server
 }

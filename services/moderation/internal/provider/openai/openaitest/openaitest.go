@@ -1,7 +1,7 @@
 // Package openaitest is a local mock of OpenAI's moderation endpoint for
 // tests. It checks requests the way the API does (POST /v1/moderations,
 // a bearer key, a JSON body with a moderation model and image_url inputs)
-// and answers with the API's response and error shapes: the moderation
+// and responds with the API's response and error shapes: the moderation
 // object, and {"error": {"message", "type", "param", "code"}} with 400,
 // 401, 429 (with Retry-After) and 5xx statuses.
 //
@@ -105,6 +105,8 @@ func validateBody(r providertest.Request) *providertest.Response {
 		rej := InvalidRequest("", "We could not parse the JSON body of your request.")
 		return &rej
 	}
+	// NOTE: an unknown model is assumed to get 400 invalid_request_error,
+	// because OpenAI's error-code guide does not list this case.
 	if !slices.Contains(knownModels, in.Model) {
 		rej := InvalidRequest("model",
 			fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", in.Model))

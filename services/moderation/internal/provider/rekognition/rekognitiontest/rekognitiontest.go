@@ -1,12 +1,12 @@
 // Package rekognitiontest is a local mock of Amazon Rekognition's
-// DetectModerationLabels for tests. Like the service it takes POST / with
-// Content-Type application/x-amz-json-1.1 and X-Amz-Target
-// RekognitionService.DetectModerationLabels, verifies the AWS Signature
-// Version 4 Authorization header against its one known key pair and
-// region, and checks the body: base64 image bytes of at most 5 MiB that
-// start with JPEG or PNG magic bytes.
+// DetectModerationLabels for tests. Like the service, it accepts POST /
+// with Content-Type application/x-amz-json-1.1 and X-Amz-Target
+// RekognitionService.DetectModerationLabels. It verifies the AWS
+// Signature Version 4 Authorization header against its one key pair and
+// region. It checks that the body carries base64 image bytes of at most
+// 5 MiB that start with JPEG or PNG magic bytes.
 //
-// It answers as the service does: {"ModerationLabels": [...],
+// It responds as the service does: {"ModerationLabels": [...],
 // "ModerationModelVersion": "7.0"}, and errors with the X-Amzn-ErrorType
 // header and a {"__type", "Code", "Logref", "Message"} body, among them
 // ThrottlingException, ProvisionedThroughputExceededException,
@@ -37,8 +37,8 @@ const (
 	maxImageBytes   = 5 << 20
 )
 
-// Server is a running mock. Without Enqueue or SetHandler it answers every
-// valid request with no labels.
+// Server is a running mock. Without Enqueue or SetHandler it returns no
+// labels for every valid request.
 type Server struct {
 	*providertest.Server
 }
@@ -118,6 +118,10 @@ func checkSignature(r providertest.Request) *providertest.Response {
 		return nil
 	case errors.Is(err, errMissingAuth):
 		rej = Error(http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+	// NOTE: MissingAuthenticationToken's 403 comes from the AWS common
+	// errors list. The 400 of UnrecognizedClientException and
+	// InvalidSignatureException is assumed from other AWS JSON services,
+	// because Rekognition's reference does not list them.
 	case errors.Is(err, errUnknownAccessKey):
 		rej = Error(http.StatusBadRequest, "UnrecognizedClientException",
 			"The security token included in the request is invalid.")

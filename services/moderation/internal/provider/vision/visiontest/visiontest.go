@@ -1,8 +1,8 @@
 // Package visiontest is a local mock of Google Cloud Vision's
 // images:annotate method for tests. It checks requests as the API does
 // (POST /v1/images:annotate, an API key in the X-Goog-Api-Key header or
-// the key query parameter, or a bearer token; a JSON body with requests,
-// an image source and features) and answers with the API's shapes: a
+// the key query parameter, or a bearer token, and a JSON body with
+// requests, an image source and features) and responds with the API's shapes: a
 // BatchAnnotateImagesResponse with a safeSearchAnnotation, per-image
 // errors inside a 200 response, and google.rpc.Status errors
 // ({"error": {"code", "message", "status", "details"}}) for invalid
@@ -32,8 +32,8 @@ const (
 	Token  = "ya29.test-genrelay"
 )
 
-// Server is a running mock. Without Enqueue or SetHandler it answers every
-// valid request with VERY_UNLIKELY for all five likelihoods.
+// Server is a running mock. Without Enqueue or SetHandler it returns
+// VERY_UNLIKELY for all five likelihoods on every valid request.
 type Server struct {
 	*providertest.Server
 }
