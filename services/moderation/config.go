@@ -15,6 +15,7 @@ import (
 
 	"github.com/genrelay/genrelay/pkg/broker"
 	"github.com/genrelay/genrelay/services/moderation/internal/policy"
+	"github.com/genrelay/genrelay/services/moderation/internal/screening"
 	"github.com/genrelay/genrelay/services/moderation/internal/worker"
 )
 
@@ -50,6 +51,9 @@ type config struct {
 	Broker broker.Config
 	// Policy selects the action of each moderation rule.
 	Policy policy.Config
+	// Screening configures the third-party moderation providers. Default
+	// none: only the generator's flags decide.
+	Screening screening.Config
 	// Healthcheck runs the readiness probe instead of the service. Set
 	// only from the command line. Default false.
 	Healthcheck bool
@@ -64,9 +68,10 @@ func (c config) tlsEnabled() bool {
 // flag.ErrHelp after printing the usage for -h or --help.
 func parseConfig(args []string, output io.Writer) (config, error) {
 	cfg := config{
-		Worker: worker.DefaultConfig(),
-		Broker: broker.DefaultConfig(),
-		Policy: policy.DefaultConfig(),
+		Worker:    worker.DefaultConfig(),
+		Broker:    broker.DefaultConfig(),
+		Policy:    policy.DefaultConfig(),
+		Screening: screening.DefaultConfig(),
 	}
 	fs := newFlagSet(&cfg, output)
 
@@ -106,6 +111,7 @@ func newFlagSet(cfg *config, output io.Writer) *flag.FlagSet {
 	registerWorkerFlags(fs, &cfg.Worker)
 	registerPolicyFlags(fs, &cfg.Policy)
 	cfg.Broker.RegisterFlags(fs)
+	cfg.Screening.RegisterFlags(fs)
 	return fs
 }
 
@@ -175,11 +181,14 @@ func (c config) validate() error {
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
+	if err := c.Screening.Validate(); err != nil {
+		return err
+	}
 	return c.Worker.Validate()
 }
 
-// fields returns the settings for the start-up log, with the password or
-// token of each NATS URL masked.
+// fields returns the settings for the start-up log with secrets masked:
+// the password or token of each NATS URL, and provider credentials.
 func (c config) fields() []zap.Field {
 	return []zap.Field{
 		zap.String("nats_url", maskURLs(c.NATSURL)),
@@ -202,6 +211,7 @@ func (c config) fields() []zap.Field {
 		zap.Int("stream_replicas", c.Broker.Replicas),
 		zap.Duration("duplicate_window", c.Broker.DuplicateWindow),
 		zap.Duration("verdict_ttl", c.Broker.VerdictTTL),
+		zap.Any("screening", c.Screening.Redacted()),
 	}
 }
 

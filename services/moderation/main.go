@@ -50,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() { _ = log.Sync() }()
 
 	log.Info("moderation starting", cfg.fields()...)
+	if cfg.Screening.FailsOpen() {
+		log.Warn("moderation fail mode is clean: an image that no provider " +
+			"could check is published as clean")
+	}
 	return serve(ctx, cfg, log)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/genrelay/genrelay/pkg/natsconn"
 	"github.com/genrelay/genrelay/services/moderation/internal/health"
 	"github.com/genrelay/genrelay/services/moderation/internal/pipeline"
+	"github.com/genrelay/genrelay/services/moderation/internal/verdictcache"
 	"github.com/genrelay/genrelay/services/moderation/internal/verdicts"
 	"github.com/genrelay/genrelay/services/moderation/internal/worker"
 )
@@ -49,14 +50,14 @@ func serve(ctx context.Context, cfg config, log *zap.Logger) error {
 	}
 	defer stopHTTP()
 
-	// Streams and the verdict bucket, retried until NATS responds.
-	kv, err := setUp(ctx, js, cfg, log)
+	// Streams and buckets, retried until NATS responds.
+	res, err := setUp(ctx, js, cfg, log)
 	if err != nil {
 		return serveError(ctx)
 	}
 
 	// The worker, until ctx is done.
-	w, err := newWorker(js, kv, cfg, log)
+	w, err := newWorker(js, res, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -74,14 +75,18 @@ func serveError(ctx context.Context) error {
 	return nil
 }
 
-func newWorker(js jetstream.JetStream, kv jetstream.KeyValue, cfg config,
+func newWorker(js jetstream.JetStream, res resources, cfg config,
 	log *zap.Logger,
 ) (*worker.Worker, error) {
+	screener, err := newScreener(cfg.Screening, res.providerCache, log)
+	if err != nil {
+		return nil, err
+	}
+
 	proc, err := pipeline.New(pipeline.Config{
 		Policy:   cfg.Policy,
-		Verdicts: verdicts.New(kv),
-		// TODO: set Screener to the third-party moderation step. Until
-		// then only the generator's flags decide.
+		Verdicts: verdicts.New(res.imageVerdicts),
+		Screener: screener,
 	})
 	if err != nil {
 		return nil, err
@@ -89,25 +94,31 @@ func newWorker(js jetstream.JetStream, kv jetstream.KeyValue, cfg config,
 	return worker.New(js, cfg.Worker, proc, log)
 }
 
-// setUp creates or updates the streams and the verdict bucket, retrying
-// with a delay that grows to 10s. It returns an error only when ctx is
-// done.
+// resources are the buckets that setUp creates.
+type resources struct {
+	imageVerdicts jetstream.KeyValue
+	// providerCache is nil when no moderation provider is configured.
+	providerCache *verdictcache.Cache
+}
+
+// setUp creates or updates the streams and buckets, retrying with a delay
+// that grows to 10s. It returns an error only when ctx is done.
 func setUp(ctx context.Context, js jetstream.JetStream, cfg config,
 	log *zap.Logger,
-) (jetstream.KeyValue, error) {
+) (resources, error) {
 	delay := 500 * time.Millisecond
 	for {
-		kv, err := ensureStreams(ctx, js, cfg.Broker)
+		res, err := ensureStreams(ctx, js, cfg)
 		if err == nil {
-			log.Info("streams and verdict bucket ready")
-			return kv, nil
+			log.Info("streams and buckets ready")
+			return res, nil
 		}
 
 		log.Warn("set up streams failed, retrying",
 			zap.Duration("retry_in", delay), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return resources{}, ctx.Err()
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 10*time.Second)
@@ -115,15 +126,24 @@ func setUp(ctx context.Context, js jetstream.JetStream, cfg config,
 }
 
 func ensureStreams(ctx context.Context, js jetstream.JetStream,
-	cfg broker.Config,
-) (jetstream.KeyValue, error) {
+	cfg config,
+) (resources, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 
-	if err := broker.EnsureStreams(ctx, js, cfg); err != nil {
-		return nil, err
+	var res resources
+	if err := broker.EnsureStreams(ctx, js, cfg.Broker); err != nil {
+		return res, err
 	}
-	return broker.EnsureVerdictBucket(ctx, js, cfg)
+
+	var err error
+	if res.imageVerdicts, err = broker.EnsureVerdictBucket(ctx, js, cfg.Broker); err != nil {
+		return res, err
+	}
+	if len(cfg.Screening.Providers) > 0 {
+		res.providerCache, err = verdictcache.Open(ctx, js, cfg.Screening.Cache)
+	}
+	return res, err
 }
 
 // readiness returns a check that passes when NATS is connected and both
