@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,9 +33,17 @@ func buildAndRun(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binDir = dir
 
-	cmd := exec.Command("go", "build", "-race", "-o", dir+"/",
+	// Tests run the services with the race detector; benchmarks measure
+	// them as they are deployed.
+	flag.Parse()
+	args := []string{"build", "-race", "-o", dir + "/"}
+	if flag.Lookup("test.bench").Value.String() != "" {
+		args = []string{"build", "-o", dir + "/"}
+	}
+	args = append(args,
 		"github.com/genrelay/genrelay/services/ingress",
 		"github.com/genrelay/genrelay/services/moderation")
+	cmd := exec.Command("go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build services:", err)
@@ -75,7 +84,7 @@ func (b *syncBuffer) String() string {
 // startProcess runs the named binary with env added to a minimal
 // environment, stops it at cleanup, and prints its output if the test
 // failed.
-func startProcess(t *testing.T, name string, env ...string) *process {
+func startProcess(t testing.TB, name string, env ...string) *process {
 	t.Helper()
 
 	p := &process{name: name, out: &syncBuffer{}, done: make(chan struct{})}
@@ -100,7 +109,7 @@ func startProcess(t *testing.T, name string, env ...string) *process {
 }
 
 // stop sends sig and waits for the process to exit, killing it after 20s.
-func (p *process) stop(t *testing.T, sig syscall.Signal) {
+func (p *process) stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 
 	select {
@@ -121,7 +130,7 @@ func (p *process) stop(t *testing.T, sig syscall.Signal) {
 
 // freeAddr returns a loopback address with a port that was free a moment
 // ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,7 +142,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // waitReady polls url until it answers 200.
-func waitReady(t *testing.T, url string, within time.Duration) {
+func waitReady(t testing.TB, url string, within time.Duration) {
 	t.Helper()
 
 	if err := pollStatus(url, http.StatusOK, within); err != nil {

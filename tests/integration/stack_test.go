@@ -34,7 +34,7 @@ type stack struct {
 
 // startStack runs NATS in-process and both services as processes, and
 // waits until both report ready.
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 
 	s := &stack{nats: natstest.Start(t)}
@@ -48,7 +48,7 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-func (s *stack) startIngress(t *testing.T) {
+func (s *stack) startIngress(t testing.TB) {
 	t.Helper()
 
 	if s.ingressAddr == "" {
@@ -63,7 +63,7 @@ func (s *stack) startIngress(t *testing.T) {
 	)
 }
 
-func (s *stack) startModeration(t *testing.T) {
+func (s *stack) startModeration(t testing.TB) {
 	t.Helper()
 
 	if s.moderationAddr == "" {
@@ -78,7 +78,7 @@ func (s *stack) startModeration(t *testing.T) {
 
 // post sends body to the webhook endpoint the way Leonardo does and
 // returns the status and response body.
-func (s *stack) post(t *testing.T, key string, body []byte) (int, http.Header, string) {
+func (s *stack) post(t testing.TB, key string, body []byte) (int, http.Header, string) {
 	t.Helper()
 
 	req, err := http.NewRequest(http.MethodPost,
@@ -101,6 +101,48 @@ func (s *stack) post(t *testing.T, key string, body []byte) (int, http.Header, s
 	return resp.StatusCode, resp.Header, string(text)
 }
 
+// postBench is post for benchmarks: it returns errors instead of failing,
+// because it runs on several goroutines.
+func (s *stack) postBench(key string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost,
+		"http://"+s.ingressAddr+"/v1/webhooks/leonardo", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("authorization", "Bearer "+key)
+
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// waitResultCount waits until the results stream holds at least n
+// messages.
+func (s *stack) waitResultCount(t testing.TB, n int, within time.Duration) {
+	t.Helper()
+
+	deadline := time.Now().Add(within)
+	for {
+		st, err := s.js.Stream(context.Background(), broker.ResultsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CachedInfo().State.Msgs >= uint64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d results after %s, want %d", st.CachedInfo().State.Msgs, within, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // result is one message of the results stream.
 type result struct {
 	subject string
@@ -110,7 +152,7 @@ type result struct {
 }
 
 // results reads every message currently in the results stream.
-func (s *stack) results(t *testing.T) []result {
+func (s *stack) results(t testing.TB) []result {
 	t.Helper()
 
 	return readStream(t, s.js, broker.ResultsStream, func(m jetstream.Msg) result {
@@ -128,7 +170,7 @@ func (s *stack) results(t *testing.T) []result {
 }
 
 // waitResults polls the results stream until done accepts it.
-func (s *stack) waitResults(t *testing.T, within time.Duration, done func([]result) bool) []result {
+func (s *stack) waitResults(t testing.TB, within time.Duration, done func([]result) bool) []result {
 	t.Helper()
 
 	deadline := time.Now().Add(within)
@@ -154,7 +196,7 @@ func subjects(rs []result) []string {
 
 // readStream reads every message of a stream with an ordered consumer.
 func readStream[T any](
-	t *testing.T,
+	t testing.TB,
 	js jetstream.JetStream,
 	stream string,
 	convert func(jetstream.Msg) T,
