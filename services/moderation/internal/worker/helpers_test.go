@@ -109,7 +109,26 @@ func startWorker(t *testing.T, env testEnv, cfg Config, opts workerOptions) *run
 		_ = w.Run(ctx)
 	}()
 	t.Cleanup(r.stop)
+	waitConsumer(t, env.js, cfg.Durable)
 	return r
+}
+
+// waitConsumer waits until Run has created the durable consumer, so that
+// a test can read its state right away.
+func waitConsumer(t *testing.T, js jetstream.JetStream, durable string) {
+	t.Helper()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := js.Consumer(context.Background(), broker.InboundStream, durable)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s not created after 10s: %v", durable, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // publishCallback stores body on the inbound subject of its type with the
