@@ -75,6 +75,10 @@ func output(ev *genrelayv1.Event) Output {
 // eventID returns the id of the callback's event with the given outcome:
 // the same for every delivery of the same inbound message, so that the
 // results stream stores it once within its duplicate window.
+//
+// NOTE: an input repeated after that window (2h by default) yields its
+// events again, and so does a post-processing result whose source verdict
+// arrived between two deliveries, under the other outcome's id.
 func eventID(cb callback, outcome genrelayv1.Outcome) string {
 	return baseID(cb.msg, cb.envelope) + ":" + OutcomeName(outcome)
 }

@@ -72,6 +72,8 @@ func decode(m Message) (callback, error) {
 		return cb, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 
+	// NOTE: Struct holds numbers as float64, so an integer above 2^53 in
+	// the payload loses precision. The inbound stream keeps the exact body.
 	cb.payload = &structpb.Struct{}
 	if err := protojson.Unmarshal(body, cb.payload); err != nil {
 		return cb, fmt.Errorf("%w: payload: %w", ErrUndecodable, err)

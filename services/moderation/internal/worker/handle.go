@@ -93,6 +93,10 @@ func (w *Worker) fail(ctx context.Context, msg jetstream.Msg,
 // deadLetter publishes the dead-letter event for a message at its last
 // delivery and acknowledges the message. If even that publish fails, the
 // message stays in the inbound stream, and no further delivery follows.
+//
+// NOTE: a last delivery that times out, because its replica died, gets
+// no dead-letter event: JetStream only sends a MAX_DELIVERIES advisory,
+// which nothing consumes yet.
 func (w *Worker) deadLetter(msg jetstream.Msg, in pipeline.Message, cause error, log *zap.Logger) {
 	out := w.proc.DeadLetter(in, cause)
 	log = log.With(zap.String("event_id", out.MsgID),
