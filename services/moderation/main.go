@@ -75,6 +75,7 @@ func newLogger(cfg config, w io.Writer) *zap.Logger {
 	encoderCfg := zap.NewProductionEncoderConfig()
 	encoderCfg.TimeKey = "time"
 	encoderCfg.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	encoderCfg.EncodeDuration = zapcore.StringDurationEncoder
 
 	encoder := zapcore.NewJSONEncoder(encoderCfg)
 	if cfg.LogFormat == "console" {
