@@ -52,11 +52,16 @@ stage_context() {
 }
 
 build_images() {
-	local name
+	local name out
 	for name in nats ingress moderation printclean; do
 		echo "building image genrelay/$name:$tag" >&2
-		docker build --quiet --tag "genrelay/$name:$tag" \
-			--file "$root/deployments/$name/Dockerfile" "$stage" >/dev/null
+		# The output is shown only on failure: without the buildx plugin
+		# Docker prints a deprecation notice for every build.
+		if ! out=$(docker build --quiet --tag "genrelay/$name:$tag" \
+			--file "$root/deployments/$name/Dockerfile" "$stage" 2>&1); then
+			echo "$out" >&2
+			return 1
+		fi
 	done
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -83,7 +84,8 @@ func TestFaultNATSPartition(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		logf("disconnecting %s, the leader of %s, from the network", leader, broker.InboundStream)
+		logf("disconnecting %s, the leader of %s, from the network. Its clients: %v",
+			leader, broker.InboundStream, s.clientNames(leader))
 		if err := s.disconnectNode(ctx, leader); err != nil {
 			return err
 		}
@@ -148,6 +150,32 @@ func (s *stack) streamLeader(ctx context.Context, stream string) (string, error)
 		return "", fmt.Errorf("stream %s has no known leader: %+v", stream, info.Cluster)
 	}
 	return info.Cluster.Leader, nil
+}
+
+// clientNames returns the names of the clients connected to a NATS node,
+// from its monitoring endpoint, or the error in their place.
+func (s *stack) clientNames(node string) []string {
+	url := "http://" + s.nodes[node].hostAddr(natsMonitorPort) + "/connz"
+	resp, err := probeClient.Get(url)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer resp.Body.Close()
+
+	var connz struct {
+		Connections []struct {
+			Name string `json:"name"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&connz); err != nil {
+		return []string{fmt.Sprintf("decode %s: %v", url, err)}
+	}
+
+	names := make([]string, 0, len(connz.Connections))
+	for _, c := range connz.Connections {
+		names = append(names, c.Name)
+	}
+	return names
 }
 
 // waitAckPending waits up to timeout for a consumer of the inbound stream

@@ -27,9 +27,10 @@ var webhookClient = &http.Client{
 
 // response is the outcome of one POST of a callback.
 type response struct {
-	status    int
-	err       error
-	duplicate bool
+	status     int
+	err        error
+	duplicate  bool
+	retryAfter string
 }
 
 func (r response) ok() bool { return r.err == nil && r.status >= 200 && r.status < 300 }
@@ -63,7 +64,11 @@ func (s *stack) postCallback(ctx context.Context, body []byte) response {
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_ = json.Unmarshal(raw, &accepted)
-	return response{status: resp.StatusCode, duplicate: accepted.Duplicate}
+	return response{
+		status:     resp.StatusCode,
+		duplicate:  accepted.Duplicate,
+		retryAfter: resp.Header.Get("Retry-After"),
+	}
 }
 
 // loadConfig shapes a sustained stream of distinct callbacks.

@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 )
 
 // TestIngressReadinessQuorum stops two of the three NATS nodes, so that
-// no quorum remains, and checks that ingress reports unready while alive,
-// then ready again once the nodes are back, without being restarted.
+// no quorum remains. Ingress must stay alive, report unready and reject
+// callbacks with 503 and Retry-After. Once the nodes are back it must be
+// ready again without a restart.
 func TestIngressReadinessQuorum(t *testing.T) {
 	s := requireStack(t)
 	t.Cleanup(func() { s.heal(t) })
@@ -29,6 +32,16 @@ func TestIngressReadinessQuorum(t *testing.T) {
 		t.Errorf("healthz without quorum: status %d, error %v, expected 200", status, err)
 	}
 
+	id := "e2e-" + s.runID + "-no-quorum"
+	body := leonardotest.WithObjectID(leonardotest.ImageSD15, id)
+	resp := s.postCallback(ctx, body)
+	if resp.status != http.StatusServiceUnavailable {
+		t.Errorf("callback without quorum: %s, expected HTTP 503", resp)
+	}
+	if resp.retryAfter == "" {
+		t.Errorf("callback without quorum: no Retry-After header")
+	}
+
 	if err := s.startNodes(ctx, nats2, nats3); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +59,15 @@ func TestIngressReadinessQuorum(t *testing.T) {
 		t.Errorf("ingress restart count %d, expected %d", after.RestartCount, before.RestartCount)
 	}
 	s.waitHealthy(t)
+
+	// The callback refused without quorum is accepted now and appears once.
+	if resp := s.postCallback(ctx, body); !resp.ok() {
+		t.Fatalf("callback after recovery: %s, expected 2xx", resp)
+	}
+	results := s.waitOutputs(t, id, []string{id}, 2*time.Minute)
+	if len(results) != 1 {
+		t.Errorf("callback after recovery: %d outputs, expected 1", len(results))
+	}
 }
 
 // waitStatus polls url until it responds with status.

@@ -174,7 +174,10 @@ func (s *stack) serviceRequests() []request {
 		}
 		return env
 	}
-	moderationEnv := common(map[string]string{"GENRELAY_ACK_WAIT": moderationAckWait})
+	moderationEnv := common(map[string]string{
+		"GENRELAY_ACK_WAIT":                  moderationAckWait,
+		"GENRELAY_MODERATION_CACHE_REPLICAS": "3",
+	})
 
 	return []request{
 		{name: ingress, image: "genrelay/ingress", ports: []string{ingressPort},
