@@ -115,8 +115,8 @@ type Event struct {
 	// Human-readable reason for the outcome, for example
 	// "generation flagged nsfw".
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Images that belong to this outcome. A clean event carries only the
-	// images that passed; other outcomes carry every image considered.
+	// Images with this event's outcome: a clean event carries only the
+	// images that passed, a rejected event only the images rejected.
 	Images []*Image `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
 	// Images left out of a clean event, each with the reason.
 	RemovedImages []*RemovedImage `protobuf:"bytes,8,rep,name=removed_images,json=removedImages,proto3" json:"removed_images,omitempty"`
