@@ -75,11 +75,11 @@ func TestModerationKilledMidBatch(t *testing.T) {
 	}
 
 	s.startModeration(t)
-	got := s.waitResults(t, 120*time.Second, func(rs []result) bool {
+	s.waitResults(t, 120*time.Second, func(rs []result) bool {
 		return len(distinctObjects(rs)) == callbacks
 	})
 	time.Sleep(3 * time.Second) // let a wrong duplicate surface
-	got = s.results(t)
+	got := s.results(t)
 
 	t.Logf("killed after %d of %d outputs", killedAt, callbacks)
 	if len(got) != callbacks {

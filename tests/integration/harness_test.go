@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -173,9 +172,4 @@ func pollStatus(url string, want int, within time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: want status %d within %s, last: %s", url, want, within, last)
-}
-
-// contains reports whether the output includes s.
-func (p *process) contains(s string) bool {
-	return strings.Contains(p.out.String(), s)
 }

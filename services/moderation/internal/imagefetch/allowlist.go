@@ -60,7 +60,7 @@ func NewAllowlist(entries []string) (*Allowlist, error) {
 		case strings.HasPrefix(e, "*."):
 			a.suffixes = append(a.suffixes, e[1:])
 		case strings.Contains(e, "*"):
-			return nil, fmt.Errorf("invalid image host %q: * is only allowed as a leading *.", e)
+			return nil, fmt.Errorf("invalid image host %q: use a leading \"*.\" for a domain suffix", e)
 		default:
 			a.exact[e] = true
 		}

@@ -47,7 +47,7 @@ func (r *Rule) parseClauses(spec string) error {
 		values := splitList(list)
 		if !ok || len(values) == 0 {
 			return fmt.Errorf("invalid moderation rule clause %q: "+
-				"want sd-versions:<v>,... or models:<id>,...", clause)
+				"want sd-versions:<v>,<v> or models:<id>,<id>", clause)
 		}
 		switch strings.ToLower(kind) {
 		case "sd-versions":
