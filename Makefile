@@ -39,6 +39,11 @@ build: ## Build the service binaries into ./bin.
 test: lint proto-check ## Lint, check generated code, run every test.
 	$(GO) test -race -count=1 -timeout 40m $(PKGS)
 
+.PHONY: bench
+bench: ## Benchmark ingress and the pipeline over real processes.
+	$(GO) test -run '^$$' -bench . -benchtime 3000x -count 3 \
+		github.com/genrelay/genrelay/tests/integration
+
 .PHONY: lint
 lint: $(BIN)/staticcheck ## Run go vet and staticcheck.
 	$(GO) vet $(PKGS)
