@@ -324,7 +324,17 @@ func (s *stack) waitOutputs(t *testing.T, prefix string, ids []string, timeout t
 		t.Errorf("wait for outputs: %v", err)
 	}
 
-	final, err := s.readResults(ctx, prefix)
+	// A read can fail while the cluster settles after a fault, for
+	// example with no responders, so the last one is retried too.
+	var final []result
+	err = poll(ctx, time.Minute, time.Second, func() (bool, string) {
+		var err error
+		final, err = s.readResults(ctx, prefix)
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 	if err != nil {
 		t.Fatalf("read results: %v", err)
 	}

@@ -38,7 +38,11 @@ func (s *stack) readResults(ctx context.Context, prefix string) ([]result, error
 		return nil, nil
 	}
 
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	// Each read makes an ephemeral consumer. The server deletes it soon
+	// after the read, so that they do not pile up across polls.
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		InactiveThreshold: 10 * time.Second,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ordered consumer on %s: %w", broker.ResultsStream, err)
 	}
