@@ -16,7 +16,8 @@ import (
 // and ErrTimeout also match ErrRetryable.
 var (
 	// ErrRetryable is a failure that may pass on a later attempt: a 5xx
-	// status, a dropped connection or a timeout.
+	// status, a dropped connection, a timeout, or a half-open circuit
+	// breaker that has no trial call left.
 	ErrRetryable = errors.New("temporary provider failure")
 	// ErrRateLimited is a 429 or the provider's throttling error. Use
 	// errors.As with *Error to read RetryAfter.

@@ -97,7 +97,10 @@ func (g *Guard) BreakerState() string { return g.breaker.State().String() }
 
 // Moderate waits for a concurrency slot, then calls the provider through
 // the breaker, all within the timeout. An open breaker returns
-// ErrCircuitOpen without a call.
+// ErrCircuitOpen without a call. A half-open breaker whose trial calls
+// are all in flight returns ErrRetryable without a call, because the
+// trials decide within one call whether the breaker closes, so a retry
+// after the backoff may pass.
 func (g *Guard) Moderate(ctx context.Context, img Image) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
@@ -110,9 +113,14 @@ func (g *Guard) Moderate(ctx context.Context, img Image) (*Result, error) {
 	res, err := g.breaker.Execute(func() (*Result, error) {
 		return g.p.Moderate(ctx, img)
 	})
-	if errors.Is(err, gobreaker.ErrOpenState) ||
-		errors.Is(err, gobreaker.ErrTooManyRequests) {
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
 		return nil, &Error{Provider: g.Name(), Kind: ErrCircuitOpen, Err: err}
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, &Error{
+			Provider: g.Name(), Kind: ErrRetryable,
+			Err: fmt.Errorf("half-open circuit breaker is waiting for its trial calls: %w", err),
+		}
 	}
 	return res, err
 }

@@ -171,6 +171,44 @@ func TestGuardBreakerOpensAndRecovers(t *testing.T) {
 	}
 }
 
+func TestGuardHalfOpenExtraCallRetryable(t *testing.T) {
+	fake := &fakeProvider{err: &provider.Error{Provider: "fake", Kind: provider.ErrRetryable}}
+	limits := provider.DefaultLimits()
+	limits.BreakerFailures = 1
+	limits.BreakerOpenFor = 50 * time.Millisecond
+	guard := provider.NewGuard(fake, limits)
+	_, _ = guard.Moderate(context.Background(), provider.Image{})
+
+	// After the open timeout, one trial call is in flight when a second
+	// call arrives.
+	fake.setErr(nil)
+	fake.delay = 200 * time.Millisecond
+	time.Sleep(80 * time.Millisecond)
+	trial := make(chan error, 1)
+	go func() {
+		_, err := guard.Moderate(context.Background(), provider.Image{})
+		trial <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_, err := guard.Moderate(context.Background(), provider.Image{})
+
+	if !provider.Retryable(err) {
+		t.Errorf("second call error = %v, want a retryable error", err)
+	}
+	if errors.Is(err, provider.ErrCircuitOpen) {
+		t.Errorf("second call error = %v, want no ErrCircuitOpen while half-open", err)
+	}
+	if err := <-trial; err != nil {
+		t.Fatalf("trial call: %v", err)
+	}
+	if got := fake.calls.Load(); got != 2 {
+		t.Errorf("provider called %d times, want 2 (the second call not sent)", got)
+	}
+	if state := guard.BreakerState(); state != "closed" {
+		t.Errorf("breaker state = %s, want closed after the trial", state)
+	}
+}
+
 func TestGuardIgnoresInvalidInputForBreaker(t *testing.T) {
 	fake := &fakeProvider{err: &provider.Error{Provider: "fake", Kind: provider.ErrInvalidInput}}
 	limits := provider.DefaultLimits()
