@@ -131,7 +131,10 @@ func waitStatus(t *testing.T, url string, expected int) {
 	t.Fatalf("%s returned %d after 30s, expected %d", url, last, expected)
 }
 
-func publishSample(t *testing.T, js jetstream.JetStream, body []byte) {
+// publishSample publishes body on its inbound subject as ingress does:
+// redacted, with Nats-Msg-Id and Genrelay-Received-At. It returns the
+// message's sequence in the inbound stream.
+func publishSample(t *testing.T, js jetstream.JetStream, body []byte) uint64 {
 	t.Helper()
 
 	env, err := leonardo.Validate(body)
@@ -151,9 +154,11 @@ func publishSample(t *testing.T, js jetstream.JetStream, body []byte) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
+	return ack.Sequence
 }
 
 // waitEvent waits for an event about objectID on the results stream.
