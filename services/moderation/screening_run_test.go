@@ -12,6 +12,8 @@ import (
 
 	"github.com/genrelay/genrelay/pkg/broker"
 	genrelayv1 "github.com/genrelay/genrelay/pkg/genrelay/v1"
+	"github.com/genrelay/genrelay/pkg/leonardo"
+	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 	"github.com/genrelay/genrelay/pkg/natstest"
 	"github.com/genrelay/genrelay/services/moderation/internal/health"
 	"github.com/genrelay/genrelay/services/moderation/internal/provider/openai/openaitest"
@@ -654,5 +656,30 @@ func TestFailModes(t *testing.T) {
 				t.Errorf("decision = %v, expected an unchecked reason", d)
 			}
 		})
+	}
+}
+
+func TestVideoWithoutImageURLGoesToReview(t *testing.T) {
+	mock, _, js := startOpenAI(t)
+	body := leonardotest.Body(leonardotest.VideoComplete)
+	env, err := leonardo.Validate(body)
+	if err != nil {
+		t.Fatalf("validate sample: %v", err)
+	}
+
+	seq := publishSample(t, js, body)
+	waitAcked(t, js, defaultDurable, seq)
+	events := eventsAbout(t, js, env.ObjectID)
+
+	const id = "9be4bcfc-49b6-4a08-b2e6-cc3ababced20"
+	if got := outcomeOf(events, id); got != genrelayv1.Outcome_OUTCOME_REVIEW {
+		t.Errorf("outcome = %v, expected review", got)
+	}
+	d := decisionOf(events, id, "openai")
+	if d == nil || !strings.Contains(d.GetReason(), "no url") {
+		t.Errorf("decision = %v, expected a reason naming the missing url", d)
+	}
+	if got := mock.Count(); got != 0 {
+		t.Errorf("provider requests = %d, expected 0", got)
 	}
 }

@@ -75,6 +75,9 @@ func NewAllowlist(entries []string) (*Allowlist, error) {
 // user info and its host is allowed. Otherwise it returns an error that
 // matches ErrNotAllowed.
 func (a *Allowlist) Check(rawURL string) (*url.URL, error) {
+	if strings.TrimSpace(rawURL) == "" {
+		return nil, fmt.Errorf("%w: the image has no url", ErrNotAllowed)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: unparsable url", ErrNotAllowed)

@@ -3,6 +3,7 @@ package imagefetch_test
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/genrelay/genrelay/services/moderation/internal/imagefetch"
@@ -32,6 +33,21 @@ func TestAllowlistMatching(t *testing.T) {
 				t.Errorf("allowed = %v, want %v (err %v)", got, tt.allowed, err)
 			}
 		})
+	}
+}
+
+func TestAllowlistEmptyURLNamed(t *testing.T) {
+	a, err := imagefetch.NewAllowlist(imagefetch.DefaultAllowedHosts)
+	if err != nil {
+		t.Fatalf("new allowlist: %v", err)
+	}
+
+	_, err = a.Check("")
+	if !errors.Is(err, imagefetch.ErrNotAllowed) {
+		t.Errorf("Check(\"\") = %v, want ErrNotAllowed", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "has no url") {
+		t.Errorf("Check(\"\") = %v, want an error naming the missing url", err)
 	}
 }
 
