@@ -53,6 +53,15 @@ func newScreener(cfg screening.Config, cache *verdictcache.Cache,
 		screening.WithCache(cache),
 		screening.WithCacheErrorHandler(func(err error) {
 			log.Warn("provider verdict cache failed, calling the provider", zap.Error(err))
+		}),
+		screening.WithFailureHandler(func(f screening.Failure) {
+			log.Warn("provider check failed, fail mode applied",
+				zap.String("provider", f.Provider),
+				zap.String("image_id", f.Image.ID),
+				zap.String("generation_id", f.Image.GenerationID),
+				zap.Int("attempts", f.Attempts),
+				zap.String("fail_mode", cfg.FailMode.String()),
+				zap.Error(f.Err))
 		}))
 	if err != nil {
 		return nil, err

@@ -204,7 +204,7 @@ func TestScreeningOutageGoesToReview(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mock, _, js := startOpenAI(t, "-moderation-provider-timeout", "300ms")
+			mock, svc, js := startOpenAI(t, "-moderation-provider-timeout", "300ms")
 			times := recordTimes(mock, tt.response)
 			g := newGeneration("outage", 2)
 
@@ -217,6 +217,11 @@ func TestScreeningOutageGoesToReview(t *testing.T) {
 				d := decisionOf(events, id, "openai")
 				if d == nil || !strings.Contains(d.GetReason(), "fail mode review") {
 					t.Errorf("image %s decision = %v, expected a fail mode reason", id, d)
+				}
+				warnings := logLines(svc.logs.String(), `"level":"warn"`,
+					"provider check failed", `"image_id":"`+id+`"`)
+				if len(warnings) != 1 {
+					t.Errorf("image %s: %d failure warnings, expected 1", id, len(warnings))
 				}
 			}
 			if p := byOutcome(events, genrelayv1.Outcome_OUTCOME_CLEAN); p != nil {
@@ -350,7 +355,7 @@ func TestSlowProviderOneOutputPerEvent(t *testing.T) {
 }
 
 func TestDisallowedURLsNeverRequested(t *testing.T) {
-	mock, _, js := startOpenAI(t)
+	mock, svc, js := startOpenAI(t)
 	g := newGeneration("disallowed", 4)
 	g.images[0].url = "https://evil.example/x.jpg"
 	g.images[1].url = "http://cdn.leonardo.ai/users/u/x.jpg"
@@ -370,6 +375,9 @@ func TestDisallowedURLsNeverRequested(t *testing.T) {
 	}
 	if got := mock.Count(); got != 0 {
 		t.Errorf("provider requests = %d, expected 0", got)
+	}
+	if lines := logLines(svc.logs.String(), "provider check failed"); len(lines) != 0 {
+		t.Errorf("URLs off the allowlist logged as provider failures: %q", lines)
 	}
 }
 

@@ -46,7 +46,7 @@ func (s *Screener) screenOne(
 		return nil, fmt.Errorf("screen image %s with %s: %w", img.ID, g.Name(), context.Cause(ctx))
 	}
 	if err != nil {
-		s.fail(d, err, attempts)
+		s.fail(d, Failure{Image: img, Provider: g.Name(), Attempts: attempts, Err: err})
 		return d, nil
 	}
 	s.store(ctx, g.Name(), img.ID, res)
@@ -61,10 +61,11 @@ func (s *Screener) score(d *genrelayv1.Decision, res *provider.Result) {
 	d.ModelVersion = res.ModelVersion
 }
 
-// fail records a provider failure. A URL that the downloader refused
-// goes to review like a URL off the allowlist; anything else gets the
-// fail mode.
-func (s *Screener) fail(d *genrelayv1.Decision, err error, attempts int) {
+// fail records a provider failure. A URL that the downloader rejected
+// goes to review, as a URL off the allowlist does. Any other error gets
+// the fail mode and goes to the failure handler.
+func (s *Screener) fail(d *genrelayv1.Decision, f Failure) {
+	err := f.Err
 	if errors.Is(err, imagefetch.ErrNotAllowed) || errors.Is(err, imagefetch.ErrBlockedAddress) {
 		d.Outcome, d.Reason = genrelayv1.Outcome_OUTCOME_REVIEW, err.Error()
 		return
@@ -72,10 +73,11 @@ func (s *Screener) fail(d *genrelayv1.Decision, err error, attempts int) {
 
 	d.Outcome = s.cfg.FailMode.Outcome()
 	d.Reason = fmt.Sprintf("provider failed after %d attempt(s), fail mode %s: %v",
-		attempts, s.cfg.FailMode, err)
+		f.Attempts, s.cfg.FailMode, err)
 	if s.cfg.FailsOpen() {
 		d.Reason = "unchecked: " + d.Reason
 	}
+	s.onFailure(f)
 }
 
 // call sends img to the provider with retries. For providers that need

@@ -65,6 +65,25 @@ func WithCacheErrorHandler(f func(error)) Option {
 	return func(s *Screener) { s.onCacheError = f }
 }
 
+// Failure is a provider check that ended in the fail mode: the provider
+// failed after its retries, or its circuit breaker was open.
+type Failure struct {
+	Image    Image
+	Provider string
+	// Attempts is the number of attempts made. A call that an open
+	// breaker refused counts as one.
+	Attempts int
+	Err      error
+}
+
+// WithFailureHandler receives every Failure, after the fail mode has been
+// applied, so that the caller can log it. A URL that the allowlist or the
+// address check rejects is not a Failure, because it says nothing about
+// the provider.
+func WithFailureHandler(f func(Failure)) Option {
+	return func(s *Screener) { s.onFailure = f }
+}
+
 // WithFetcher replaces the image downloader built from the config, for
 // tests that serve images from a loopback server.
 func WithFetcher(f *imagefetch.Fetcher) Option { return func(s *Screener) { s.fetcher = f } }
@@ -86,6 +105,7 @@ type Screener struct {
 	fetcher      *imagefetch.Fetcher
 	cache        Cache
 	onCacheError func(error)
+	onFailure    func(Failure)
 	httpClient   *http.Client
 	custom       []provider.Provider
 }
@@ -95,7 +115,7 @@ func New(cfg Config, opts ...Option) (*Screener, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Screener{cfg: cfg, onCacheError: func(error) {}}
+	s := &Screener{cfg: cfg, onCacheError: func(error) {}, onFailure: func(Failure) {}}
 	for _, o := range opts {
 		o(s)
 	}
