@@ -29,8 +29,9 @@ var providerNames = []string{
 // defaults that each field's comment states; RegisterFlags binds every
 // field to a flag.
 type Config struct {
-	// Providers are asked in this order: openai, rekognition, vision,
-	// http. Default none, which turns screening off.
+	// Providers are the providers to call, in the order listed: any of
+	// openai, rekognition, vision and http. Default none, which turns
+	// screening off.
 	Providers []string
 
 	OpenAI OpenAIConfig
@@ -348,8 +349,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 func (c *Config) registerPolicyFlags(fs *flag.FlagSet) {
 	fs.Var((*listValue)(&c.Providers), "moderation-providers",
-		"image moderation providers to call, comma-separated, in order: "+
-			"openai, rekognition, vision, http (empty = none)")
+		"image moderation providers to call in the order listed, "+
+			"comma-separated: openai, rekognition, vision, http (empty = none)")
 	fs.Var(&c.Rule, "moderation-rule",
 		"which unflagged images go to providers: empty = all, always, never, "+
 			"sd-versions:<v>,... or models:<id>,...; join clauses with ;")
