@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/genrelay/genrelay/pkg/broker"
 	genrelayv1 "github.com/genrelay/genrelay/pkg/genrelay/v1"
@@ -148,6 +150,13 @@ func TestScreeningOutcomesFromScores(t *testing.T) {
 			}
 			checkDecision(t, d, tt.score, tt.expected, tt.reason)
 		})
+	}
+
+	if p := byOutcome(events, genrelayv1.Outcome_OUTCOME_REVIEW); p != nil {
+		shown := proto.Clone(p.event).(*genrelayv1.Event)
+		shown.Payload = nil
+		t.Logf("review event without its payload:\n%s",
+			protojson.MarshalOptions{Multiline: true, Indent: "  "}.Format(shown))
 	}
 
 	t.Run("subjects", func(t *testing.T) {
