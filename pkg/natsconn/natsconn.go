@@ -13,8 +13,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrNotConnected is returned by Ready while the connection is down.
-var ErrNotConnected = errors.New("not connected to NATS")
+// Readiness errors.
+var (
+	// ErrNotConnected is returned by Ready while the connection is down.
+	ErrNotConnected = errors.New("not connected to NATS")
+	// ErrNoLeader is returned by Ready when a clustered stream has no
+	// leader, as while a quorum of its servers is down: a follower still
+	// answers info requests, but nothing can be stored.
+	ErrNoLeader = errors.New("stream has no leader")
+)
 
 // Events receives connection state changes, so that the caller can log
 // them; the package itself does not log. Nil fields are ignored.
@@ -35,6 +42,11 @@ func Connect(url, name string, events Events) (*nats.Conn, error) {
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.Timeout(5 * time.Second),
+		// Notice a server cut off by a partition within about 15s rather
+		// than the client default of several minutes, so the connection
+		// moves to a server that can reach the cluster.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		// No reconnect buffer: a publish while disconnected fails at once,
 		// so ingress can answer 503 instead of holding the request.
 		nats.ReconnectBufSize(-1),
@@ -63,15 +75,19 @@ func Connect(url, name string, events Events) (*nats.Conn, error) {
 }
 
 // Ready returns nil when nc is connected and every named stream answers an
-// info request within ctx's deadline.
+// info request within ctx's deadline and, in a cluster, has a leader.
 func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, streams ...string) error {
 	if !nc.IsConnected() {
 		return ErrNotConnected
 	}
 
 	for _, name := range streams {
-		if _, err := js.Stream(ctx, name); err != nil {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		if cluster := stream.CachedInfo().Cluster; cluster != nil && cluster.Leader == "" {
+			return fmt.Errorf("stream %s: %w", name, ErrNoLeader)
 		}
 	}
 	return nil
