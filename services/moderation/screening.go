@@ -23,8 +23,8 @@ func (p providerScreener) Applies(img pipeline.ScreenImage) bool {
 
 func (p providerScreener) Screen(ctx context.Context, img pipeline.ScreenImage,
 	progress func(),
-) (*genrelayv1.Decision, error) {
-	return p.screener.Screen(ctx, screeningImage(img), progress)
+) ([]*genrelayv1.Decision, error) {
+	return p.screener.ScreenEach(ctx, screeningImage(img), progress)
 }
 
 // screeningImage converts an image for the screening package. The

@@ -18,6 +18,7 @@ import (
 	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 	"github.com/genrelay/genrelay/pkg/natstest"
 	"github.com/genrelay/genrelay/services/moderation/internal/health"
+	"github.com/genrelay/genrelay/services/moderation/internal/provider/httpclassifier/httpclassifiertest"
 	"github.com/genrelay/genrelay/services/moderation/internal/provider/openai/openaitest"
 	"github.com/genrelay/genrelay/services/moderation/internal/provider/providertest"
 	"github.com/genrelay/genrelay/services/moderation/internal/provider/rekognition/rekognitiontest"
@@ -698,5 +699,34 @@ func TestVideoWithoutImageURLGoesToReview(t *testing.T) {
 	}
 	if got := mock.Count(); got != 0 {
 		t.Errorf("provider requests = %d, expected 0", got)
+	}
+}
+
+// TestEveryProviderDecisionRecorded configures two providers and checks
+// that the event records each one's decision about each image, not only
+// the most severe.
+func TestEveryProviderDecisionRecorded(t *testing.T) {
+	classifier := httpclassifiertest.Start(t, "")
+	mock, _, js := startOpenAI(t,
+		"-moderation-providers", "openai,http",
+		"-http-classifier-url", classifier.Endpoint(),
+		"-http-classifier-score-field", httpclassifiertest.ScoreField)
+	g := newGeneration("two-providers", 2)
+	mock.SetHandler(scoresByImage(map[string]float64{g.images[0].id: 0.6}))
+
+	events := process(t, js, g)
+
+	for _, id := range g.imageIDs() {
+		for _, provider := range []string{"openai", "http"} {
+			if decisionOf(events, id, provider) == nil {
+				t.Errorf("image %s: no %s decision in the event", id, provider)
+			}
+		}
+	}
+	if got := outcomeOf(events, g.images[0].id); got != genrelayv1.Outcome_OUTCOME_REVIEW {
+		t.Errorf("borderline image outcome = %v, expected review", got)
+	}
+	if got := outcomeOf(events, g.images[1].id); got != genrelayv1.Outcome_OUTCOME_CLEAN {
+		t.Errorf("clean image outcome = %v, expected clean", got)
 	}
 }

@@ -59,11 +59,12 @@ type Output struct {
 type Screener interface {
 	// Applies reports whether Screen should be called for the image.
 	Applies(img ScreenImage) bool
-	// Screen returns the decision about one image. It may take seconds
-	// and must call progress at least every few seconds while it waits.
-	// It returns an error only when it has no decision, for example when
-	// ctx is done, and the message is then retried later.
-	Screen(ctx context.Context, img ScreenImage, progress func()) (*genrelayv1.Decision, error)
+	// Screen returns the decisions about one image, one per provider
+	// consulted. It may take seconds and must call progress at least every
+	// few seconds while it waits. It returns an error only when it has no
+	// decision, for example when ctx is done, and the message is then
+	// retried later.
+	Screen(ctx context.Context, img ScreenImage, progress func()) ([]*genrelayv1.Decision, error)
 }
 
 // ScreenImage describes one image to Screener.

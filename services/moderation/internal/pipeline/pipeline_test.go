@@ -165,7 +165,16 @@ type recordingScreener struct {
 
 func (s *recordingScreener) Applies(ScreenImage) bool { return true }
 
-func (s *recordingScreener) Screen(_ context.Context, img ScreenImage, progress func()) (*genrelayv1.Decision, error) {
+// Screen returns screenOne's decision as the only one.
+func (s *recordingScreener) Screen(ctx context.Context, img ScreenImage, progress func()) ([]*genrelayv1.Decision, error) {
+	d, err := s.screenOne(ctx, img, progress)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return []*genrelayv1.Decision{d}, nil
+}
+
+func (s *recordingScreener) screenOne(_ context.Context, img ScreenImage, progress func()) (*genrelayv1.Decision, error) {
 	s.mu.Lock()
 	s.seen = append(s.seen, img)
 	s.mu.Unlock()

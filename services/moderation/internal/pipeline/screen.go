@@ -22,15 +22,15 @@ func (p *Processor) screen(ctx context.Context, cb callback,
 		return nil
 	}
 
-	decisions := make([]*genrelayv1.Decision, len(images))
+	decisions := make([][]*genrelayv1.Decision, len(images))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, img := range images {
 		g.Go(func() error {
-			d, err := p.cfg.Screener.Screen(gctx, img, progress)
+			ds, err := p.cfg.Screener.Screen(gctx, img, progress)
 			if err != nil {
 				return fmt.Errorf("screen image %s: %w: %w", img.ID, ErrScreening, err)
 			}
-			decisions[i] = d
+			decisions[i] = ds
 			return nil
 		})
 	}
@@ -41,23 +41,36 @@ func (p *Processor) screen(ctx context.Context, cb callback,
 	return applyScreening(result, images, decisions)
 }
 
-// applyScreening applies each decision to its image. A missing decision
-// or one about another image fails the message rather than leaving an
-// image that the screener was asked about counted as clean.
+// applyScreening applies each image's decisions to it, so the event
+// records every provider consulted. No decision, or one about another
+// image, fails the message rather than leaving an image that the screener
+// was asked about counted as clean.
 func applyScreening(result *policy.Result, images []ScreenImage,
-	decisions []*genrelayv1.Decision,
+	decisions [][]*genrelayv1.Decision,
 ) error {
-	for i, d := range decisions {
-		if d == nil {
+	for i, ds := range decisions {
+		if len(ds) == 0 {
 			return fmt.Errorf("screen image %s: %w: no decision", images[i].ID, ErrScreening)
 		}
-		if d.GetImageId() == "" {
-			d.ImageId = images[i].ID
+		for _, d := range ds {
+			if err := applyDecision(result, images[i], d); err != nil {
+				return err
+			}
 		}
-		if d.GetImageId() != images[i].ID || !result.Apply(d) {
-			return fmt.Errorf("screen image %s: %w: decision is about image %q",
-				images[i].ID, ErrScreening, d.GetImageId())
-		}
+	}
+	return nil
+}
+
+func applyDecision(result *policy.Result, img ScreenImage, d *genrelayv1.Decision) error {
+	if d == nil {
+		return fmt.Errorf("screen image %s: %w: no decision", img.ID, ErrScreening)
+	}
+	if d.GetImageId() == "" {
+		d.ImageId = img.ID
+	}
+	if d.GetImageId() != img.ID || !result.Apply(d) {
+		return fmt.Errorf("screen image %s: %w: decision is about image %q",
+			img.ID, ErrScreening, d.GetImageId())
 	}
 	return nil
 }

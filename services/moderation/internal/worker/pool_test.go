@@ -25,7 +25,16 @@ type concurrencyScreener struct {
 
 func (s *concurrencyScreener) Applies(pipeline.ScreenImage) bool { return true }
 
-func (s *concurrencyScreener) Screen(ctx context.Context, img pipeline.ScreenImage,
+// Screen returns screenOne's decision as the only one.
+func (s *concurrencyScreener) Screen(ctx context.Context, img pipeline.ScreenImage, progress func()) ([]*genrelayv1.Decision, error) {
+	d, err := s.screenOne(ctx, img, progress)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return []*genrelayv1.Decision{d}, nil
+}
+
+func (s *concurrencyScreener) screenOne(ctx context.Context, img pipeline.ScreenImage,
 	progress func(),
 ) (*genrelayv1.Decision, error) {
 	s.mu.Lock()
