@@ -43,7 +43,7 @@ stage_context() {
 	(cd "$root/services/devnats" &&
 		build -o "$stage/nats-server" github.com/nats-io/nats-server/v2)
 
-	# natsprobe is its own module, outside go.work.
+	# natsprobe is a module with no genrelay imports, so it builds alone.
 	(cd "$root/deployments/natsprobe" &&
 		GOWORK=off build -o "$stage/natsprobe" .)
 
