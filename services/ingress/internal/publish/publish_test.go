@@ -189,8 +189,9 @@ func TestPublishErrors(t *testing.T) {
 			name:    "over max payload",
 			prepare: func(t *testing.T, e *env) {},
 			message: func() publish.Message {
+				// Larger than the test server's max payload of 4 MiB.
 				m := message("big")
-				m.Body = bytes.Repeat([]byte("x"), 2<<20)
+				m.Body = bytes.Repeat([]byte("x"), 5<<20)
 				return m
 			},
 			wantErr: publish.ErrTooLarge,
