@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Source is the name genrelay uses for Leonardo.Ai in subjects and events.
@@ -74,6 +77,12 @@ func Validate(body []byte) (Envelope, error) {
 		return Envelope{}, ErrInvalidJSON
 	}
 
+	// RFC 8259 requires UTF-8, and encoding/json would otherwise replace
+	// invalid bytes silently, changing what is stored.
+	if !utf8.Valid(trimmed) {
+		return Envelope{}, fmt.Errorf("%w: body is not valid UTF-8", ErrInvalidJSON)
+	}
+
 	var raw envelopeJSON
 	if err := json.Unmarshal(trimmed, &raw); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrInvalidJSON, err)
@@ -122,6 +131,10 @@ func validateObject(raw json.RawMessage) (string, error) {
 	var id string
 	if err := json.Unmarshal(object["id"], &id); err != nil || id == "" {
 		return "", fmt.Errorf("%w: field \"data.object.id\" is missing or not a non-empty string", ErrInvalidObject)
+	}
+	if strings.TrimSpace(id) != id || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("%w: field \"data.object.id\" has leading or trailing space or a control character",
+			ErrInvalidObject)
 	}
 	if len(id) > MaxObjectIDLength {
 		return "", fmt.Errorf("%w: field \"data.object.id\" is longer than %d bytes", ErrInvalidObject, MaxObjectIDLength)

@@ -134,6 +134,16 @@ func TestValidateRejects(t *testing.T) {
 		{name: "empty id", body: callback(`"a"`, `{"object":{"id":""}}`), wantErr: leonardo.ErrInvalidObject},
 		{name: "id too long", body: callback(`"a"`, `{"object":{"id":"`+strings.Repeat("i", leonardo.MaxObjectIDLength+1)+`"}}`),
 			wantErr: leonardo.ErrInvalidObject, wantMessage: "longer than 256 bytes"},
+		{name: "id with trailing space", body: callback(`"a"`, `{"object":{"id":"g1 "}}`),
+			wantErr: leonardo.ErrInvalidObject, wantMessage: "leading or trailing space"},
+		{name: "id of spaces", body: callback(`"a"`, `{"object":{"id":"  "}}`),
+			wantErr: leonardo.ErrInvalidObject, wantMessage: "leading or trailing space"},
+		{name: "id with line break", body: callback(`"a"`, `{"object":{"id":"g1\r\nX: y"}}`),
+			wantErr: leonardo.ErrInvalidObject, wantMessage: "control character"},
+		{name: "id with nul", body: callback(`"a"`, `{"object":{"id":"g\u00001"}}`),
+			wantErr: leonardo.ErrInvalidObject, wantMessage: "control character"},
+		{name: "id not utf-8", body: callback(`"a"`, "{\"object\":{\"id\":\"g\xff1\"}}"),
+			wantErr: leonardo.ErrInvalidJSON, wantMessage: "not valid UTF-8"},
 	}
 
 	for _, tt := range tests {

@@ -168,3 +168,35 @@ func TestRedactInvalidJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactShortExtraSecret checks that an extra secret occurring inside
+// the names "apiKey", "key" or "webhookCallbackApiKey" cannot stop those
+// fields from being redacted.
+func TestRedactShortExtraSecret(t *testing.T) {
+	body := `{"data":{"object":{"apiKey":{"key":"k-123","webhookCallbackApiKey":"w-456"}}}}`
+
+	for _, extra := range []string{"a", "allbackApiKey"} {
+		got, err := leonardo.Redact([]byte(body), extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{"k-123", "w-456"} {
+			if strings.Contains(string(got), secret) {
+				t.Errorf("Redact(extra %q) = %s, still contains %q", extra, got, secret)
+			}
+		}
+	}
+}
+
+func TestRedactShortSecretOnlyWhole(t *testing.T) {
+	body := `{"prompt":"a cat","note":"abcd","url":"https://x.test/?k=abcd"}`
+
+	got, err := leonardo.Redact([]byte(body), "abcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"note":"REDACTED","prompt":"a cat","url":"https://x.test/?k=abcd"}`
+	if string(got) != want {
+		t.Errorf("Redact() = %s, want %s", got, want)
+	}
+}

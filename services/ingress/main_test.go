@@ -274,6 +274,24 @@ func TestRunWarnsWithoutAuthentication(t *testing.T) {
 	}
 }
 
+func TestRunWarnsAboutShortKeys(t *testing.T) {
+	clearEnv(t)
+	srv := natstest.Start(t)
+	p := startIngress(t, "-nats-url", srv.URL(),
+		"-webhook-keys", "short:abcd,long:0123456789abcdef0123")
+
+	waitFor(t, 10*time.Second, "start-up warning", func() bool {
+		return p.findLog("webhook key is short; use a long random key") != nil
+	})
+	line := p.findLog("webhook key is short; use a long random key")
+	if line["key_label"] != "short" {
+		t.Errorf("warning names key %v, want short", line["key_label"])
+	}
+	if strings.Contains(p.stderr.String()+p.stdout.String(), "abcd") {
+		t.Error("the short key itself appears in the logs")
+	}
+}
+
 func TestRunFailsWhenAddressIsTaken(t *testing.T) {
 	clearEnv(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/genrelay/genrelay/pkg/leonardo"
 	"github.com/genrelay/genrelay/pkg/natsconn"
 	"github.com/genrelay/genrelay/services/ingress/internal/auth"
 	"github.com/genrelay/genrelay/services/ingress/internal/publish"
@@ -41,6 +42,7 @@ func serve(ctx context.Context, cfg Config, log *zap.Logger) error {
 		log.Warn("authentication is off: any client that reaches this " +
 			"address can store callbacks; set GENRELAY_WEBHOOK_KEYS")
 	}
+	warnShortKeys(log, cfg.Keys)
 
 	// Connect to NATS. The connection retries in the background, so
 	// ingress starts even while NATS is down.
@@ -229,5 +231,18 @@ func drainNATS(
 	case <-time.After(timeout):
 		log.Warn("nats drain timed out, closing", zap.Duration("timeout", timeout))
 		nc.Close()
+	}
+}
+
+// warnShortKeys logs, by label, each webhook key shorter than
+// leonardo.MinSubstringSecretLength: such a key is easy to guess, and
+// redaction removes it from payloads only where it is a whole string.
+func warnShortKeys(log *zap.Logger, keys []auth.Key) {
+	for _, k := range keys {
+		if len(k.Secret) < leonardo.MinSubstringSecretLength {
+			log.Warn("webhook key is short; use a long random key",
+				zap.String("key_label", k.Label),
+				zap.Int("min_length", leonardo.MinSubstringSecretLength))
+		}
 	}
 }
