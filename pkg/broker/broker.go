@@ -109,6 +109,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("%w: replicas %d must be between 1 and 5", ErrInvalidConfig, c.Replicas)
+	case c.InboundMaxAge < 0 || c.ResultsMaxAge < 0 || c.VerdictTTL < 0:
+		return fmt.Errorf("%w: max ages and the verdict TTL must not be negative", ErrInvalidConfig)
+	case c.InboundMaxBytes < 0 || c.InboundMaxMsgs < 0 || c.ResultsMaxBytes < 0:
+		return fmt.Errorf("%w: stream size limits must not be negative (0 = no limit)", ErrInvalidConfig)
 	case c.DuplicateWindow <= 0:
 		return fmt.Errorf("%w: duplicate window must be positive", ErrInvalidConfig)
 	case c.InboundMaxAge > 0 && c.DuplicateWindow > c.InboundMaxAge:

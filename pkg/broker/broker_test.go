@@ -30,6 +30,10 @@ func TestConfigValidate(t *testing.T) {
 			change:  func(c *broker.Config) { c.InboundMaxAge = time.Minute },
 			wantErr: true,
 		},
+		{name: "negative max age", change: func(c *broker.Config) { c.InboundMaxAge = -time.Hour }, wantErr: true},
+		{name: "negative max bytes", change: func(c *broker.Config) { c.InboundMaxBytes = -5 }, wantErr: true},
+		{name: "negative max msgs", change: func(c *broker.Config) { c.InboundMaxMsgs = -5 }, wantErr: true},
+		{name: "negative results bytes", change: func(c *broker.Config) { c.ResultsMaxBytes = -1 }, wantErr: true},
 		{
 			name:   "unlimited ages",
 			change: func(c *broker.Config) { c.InboundMaxAge, c.ResultsMaxAge = 0, 0 },

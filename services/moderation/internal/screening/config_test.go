@@ -164,11 +164,16 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	cfg.Vision.APIKey = "AIza-secret-4"
 	cfg.HTTP.Token = "bearer-secret-5"
 	cfg.HTTP.URL = "https://user:pw-secret-6@classifier.example/c?key=q-secret-7"
+	cfg.OpenAI.BaseURL = "https://user:pw-secret-8@proxy.example/v1"
+	cfg.AWS.BaseURL = "https://user:pw-secret-9@aws-proxy.example"
+	cfg.Vision.BaseURL = "https://vision.example?key=q-secret-10"
 
 	out := cfg.Redacted()
 
+	secrets := []string{"secret-1", "secret-2", "token-3", "secret-4", "secret-5",
+		"secret-6", "secret-7", "secret-8", "secret-9", "secret-10"}
 	for k, v := range out {
-		for _, secret := range []string{"secret-1", "secret-2", "token-3", "secret-4", "secret-5", "secret-6", "secret-7"} {
+		for _, secret := range secrets {
 			if strings.Contains(v, secret) {
 				t.Errorf("%s = %q leaks %q", k, v, secret)
 			}
