@@ -33,10 +33,11 @@ type Config struct {
 	MaxDeliver int
 	// Backoff is the delay before each redelivery after a failure: the
 	// first value after the first delivery, and so on, the last value
-	// repeating. The consumer's own BackOff, which times out deliveries
-	// that are neither acknowledged nor in progress, is this schedule
-	// with every value raised to at least AckWait. Default 1s, 5s, 15s,
-	// 30s, 1m, 2m, 5m, 10m, 10m.
+	// repeating. It is applied with NakWithDelay and not set as the
+	// consumer's BackOff too: with both set, nats-server 2.15.3 waited
+	// longer than the schedule. A delivery that is neither acknowledged
+	// nor in progress, as after a crash, is redelivered after AckWait.
+	// Default 1s, 5s, 15s, 30s, 1m, 2m, 5m, 10m, 10m.
 	Backoff []time.Duration
 	// MaxInFlight bounds the messages delivered and not yet acknowledged,
 	// across all replicas (the consumer's MaxAckPending). Default 64.
@@ -114,27 +115,8 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    c.MaxDeliver,
-		BackOff:       c.consumerBackoff(),
 		MaxAckPending: c.MaxInFlight,
 	}
-}
-
-// consumerBackoff is Backoff floored at AckWait and cut to MaxDeliver
-// values, the most JetStream accepts. JetStream uses value n as the ack
-// wait of delivery n+1, so no delivery gets less than AckWait.
-func (c Config) consumerBackoff() []time.Duration {
-	n := min(len(c.Backoff), c.MaxDeliver)
-	out := make([]time.Duration, n)
-	for i := range n {
-		out[i] = max(c.Backoff[i], c.AckWait)
-	}
-	return out
-}
-
-// ackWait returns the ack wait that JetStream applies to the given
-// delivery, counted from 1.
-func (c Config) ackWait(delivery uint64) time.Duration {
-	return pick(c.consumerBackoff(), delivery)
 }
 
 // retryDelay returns the delay before redelivering a message whose given

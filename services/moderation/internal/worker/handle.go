@@ -41,7 +41,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		zap.Uint64("delivery", meta.NumDelivered),
 	)
 
-	keepAlive := startKeepAlive(msg, w.cfg.ackWait(meta.NumDelivered))
+	keepAlive := startKeepAlive(msg, w.cfg.AckWait)
 	defer keepAlive.stop()
 
 	outputs, err := w.proc.Process(ctx, in, keepAlive.touch)
