@@ -48,15 +48,27 @@ stop_all() {
 		wait "${pids[i]}" 2>/dev/null || true
 	done
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 # start NAME COMMAND...: runs a process in the background, with each output
-# line prefixed by its name.
+# line prefixed by its name. Ctrl-C reaches the whole process group, so the
+# prefixing sed ignores it: it must outlive the service to carry its
+# shutdown lines, and a service writing to a closed pipe would die of
+# SIGPIPE before draining.
 start() {
 	local name=$1
 	shift
-	"$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+	"$@" > >(trap '' INT TERM && exec sed -u "s/^/[$name] /") 2>&1 &
 	pids+=($!)
+}
+
+# alive NAME PID: fails with a message when the process has exited.
+alive() {
+	if ! kill -0 "$2" 2>/dev/null; then
+		echo "$1 exited during start-up; see its output above" >&2
+		exit 1
+	fi
 }
 
 # wait_for NAME SECONDS COMMAND...: retries COMMAND until it succeeds.
@@ -76,14 +88,25 @@ wait_for() {
 nats_hostport=${GENRELAY_NATS_URL#*://}
 nats_hostport=${nats_hostport%%,*}
 
+nats_port_open() {
+	bash -c "exec 3<>/dev/tcp/${nats_hostport%:*}/${nats_hostport##*:}" 2>/dev/null
+}
+if nats_port_open; then
+	echo "something already listens on $nats_hostport: stop it, or set GENRELAY_NATS_URL" >&2
+	exit 1
+fi
+
 start nats bin/devnats
-wait_for nats 30 bash -c "exec 3<>/dev/tcp/${nats_hostport%:*}/${nats_hostport##*:}"
+wait_for nats 30 nats_port_open
+alive nats "${pids[0]}"
 
 start moderation env GENRELAY_HTTP_ADDR="$moderation_addr" bin/moderation
 start ingress env GENRELAY_HTTP_ADDR="$ingress_addr" bin/ingress
 start printclean bin/printclean
 wait_for ingress 60 env GENRELAY_HTTP_ADDR="$ingress_addr" bin/ingress -healthcheck
 wait_for moderation 60 env GENRELAY_HTTP_ADDR="$moderation_addr" bin/moderation -healthcheck
+alive moderation "${pids[1]}"
+alive ingress "${pids[2]}"
 
 key=${GENRELAY_WEBHOOK_KEYS#*:}
 key=${key%%,*}
@@ -103,5 +126,11 @@ Press Ctrl-C to stop.
 
 TEXT
 
-wait -n "${pids[@]}" || true
-echo "a process exited; stopping the rest" >&2
+# Ctrl-C reaches every process, and each exits 0 after a clean shutdown.
+# Any other exit means one of them failed.
+status=0
+wait -n "${pids[@]}" || status=$?
+if ((status != 0)); then
+	echo "a process exited with status $status; stopping the rest" >&2
+	exit 1
+fi
