@@ -113,7 +113,15 @@ func parseConfig(args []string, stdout io.Writer) (Config, error) {
 	raw := rawSettings{logLevel: "info"}
 	fs := newFlagSet(&cfg, &raw)
 
-	err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+	// The probe flag must come from the command line: a
+	// GENRELAY_HEALTHCHECK left in the environment would turn the service
+	// into a probe.
+	err := fs.Parse(args)
+	probe := cfg.Healthcheck
+	if err == nil {
+		err = ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+	}
+	cfg.Healthcheck = probe
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs)
 		return Config{}, errHelp
@@ -390,7 +398,11 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 		typeName, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(w, "  -%s\n", strings.TrimSpace(f.Name+" "+typeName))
 		fmt.Fprintf(w, "        %s\n", usage)
-		fmt.Fprintf(w, "        env %s, default %s\n", envName(f.Name), defaultText(f))
+		env := envName(f.Name)
+		if f.Name == "healthcheck" {
+			env = "none (command line only)"
+		}
+		fmt.Fprintf(w, "        env %s, default %s\n", env, defaultText(f))
 	})
 }
 

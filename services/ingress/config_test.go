@@ -26,6 +26,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			cfg := defaultConfig()
 			newFlagSet(&cfg, &rawSettings{logLevel: "info"}).VisitAll(func(f *flag.Flag) {
 				want := "env " + envName(f.Name) + ", default " + defaultText(f)
+				if f.Name == "healthcheck" {
+					want = "env none (command line only), default false"
+				}
 				if !strings.Contains(help, "  -"+f.Name) || !strings.Contains(help, want) {
 					t.Errorf("help lacks -%s with %q", f.Name, want)
 				}
@@ -248,5 +251,26 @@ func TestProbeURL(t *testing.T) {
 
 	if _, err := probeURL("8080", false); err == nil {
 		t.Error("probeURL(8080) = nil error, want one")
+	}
+}
+
+func TestParseConfigHealthcheckOnlyFromCommandLine(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("GENRELAY_HEALTHCHECK", "true")
+
+	cfg, err := parseConfig([]string{"-webhook-keys", "a:0123456789abcdef"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Healthcheck {
+		t.Error("GENRELAY_HEALTHCHECK turned the service into a probe")
+	}
+
+	cfg, err = parseConfig([]string{"-healthcheck"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Healthcheck {
+		t.Error("-healthcheck on the command line was ignored")
 	}
 }
