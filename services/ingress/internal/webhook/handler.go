@@ -129,6 +129,9 @@ func (h *handler) readBody(c echo.Context) ([]byte, error) {
 	if err := checkContentType(r.Header.Get(echo.HeaderContentType)); err != nil {
 		return nil, err
 	}
+	if err := checkContentEncoding(r.Header.Values(echo.HeaderContentEncoding)); err != nil {
+		return nil, err
+	}
 	if r.ContentLength > h.maxBodyBytes {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes",
 			ErrBodyTooLarge, r.ContentLength, h.maxBodyBytes)
@@ -172,6 +175,18 @@ func checkContentType(value string) error {
 	if ok && !strings.EqualFold(charset, "utf-8") && !strings.EqualFold(charset, "utf8") {
 		return fmt.Errorf("%w: charset %q is not supported, use utf-8",
 			ErrUnsupportedMediaType, charset)
+	}
+	return nil
+}
+
+// checkContentEncoding rejects compressed bodies: Leonardo sends plain
+// JSON, and ingress stores the body exactly as it validated it.
+func checkContentEncoding(values []string) error {
+	for _, v := range values {
+		if enc := strings.TrimSpace(v); enc != "" && !strings.EqualFold(enc, "identity") {
+			return fmt.Errorf("%w: Content-Encoding %q is not supported, send the body uncompressed",
+				ErrUnsupportedMediaType, enc)
+		}
 	}
 	return nil
 }

@@ -306,6 +306,32 @@ func TestContentType(t *testing.T) {
 	}
 }
 
+func TestContentEncoding(t *testing.T) {
+	a := startApp(t)
+	body := leonardotest.Body(leonardotest.ImageSD15)
+
+	tests := []struct {
+		encoding   string
+		wantStatus int
+	}{
+		{encoding: "identity", wantStatus: 202},
+		{encoding: "gzip", wantStatus: 415},
+		{encoding: "br", wantStatus: 415},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.encoding, func(t *testing.T) {
+			req := a.webhookRequest(t, body, "Bearer "+currentKey)
+			req.Header.Set("Content-Encoding", tt.encoding)
+
+			resp := do(t, req)
+			if resp.status != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", resp.status, tt.wantStatus, resp.body)
+			}
+		})
+	}
+}
+
 func TestValidationErrors(t *testing.T) {
 	a := startApp(t)
 
