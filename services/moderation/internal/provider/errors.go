@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -173,6 +174,24 @@ func TransportError(name string, err error) *Error {
 		kind = ErrTimeout
 	}
 	return &Error{Provider: name, Kind: kind, Err: scrubURL(err)}
+}
+
+// Send performs req with client and reads at most limit bytes of the
+// response body, which it closes. A failure to send or to read comes back
+// as a TransportError of the named provider; any status is the caller's
+// to judge.
+func Send(client *http.Client, req *http.Request, name string, limit int64) (*http.Response, []byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, TransportError(name, err)
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, TransportError(name, err)
+	}
+	return resp, body, nil
 }
 
 func isDeadline(err error) bool {

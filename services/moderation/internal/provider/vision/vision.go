@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -111,15 +110,9 @@ func (c *Client) Moderate(ctx context.Context, img provider.Image) (*provider.Re
 		return nil, err
 	}
 
-	resp, err := c.cfg.HTTPClient.Do(req)
+	resp, body, err := provider.Send(c.cfg.HTTPClient, req, Name, maxResponseBytes)
 	if err != nil {
-		return nil, provider.TransportError(Name, err)
-	}
-	defer resp.Body.Close()
-
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return nil, provider.TransportError(Name, err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, statusError(resp, body)
