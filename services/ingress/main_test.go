@@ -16,6 +16,7 @@ import (
 	"github.com/genrelay/genrelay/pkg/broker"
 	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 	"github.com/genrelay/genrelay/pkg/natstest"
+	"github.com/genrelay/genrelay/pkg/tlstest"
 )
 
 // Keys and credentials of TestRunNeverLogsSecrets. Each is a unique
@@ -368,7 +369,7 @@ func TestHealthcheckWithoutServer(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	clearEnv(t)
-	certFile, keyFile := writeCertificate(t)
+	certFile, keyFile := tlstest.WriteCertificate(t, "127.0.0.1")
 	srv := natstest.Start(t)
 	tlsArgs := []string{"-tls-cert-file", certFile, "-tls-key-file", keyFile}
 

@@ -3,19 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +21,7 @@ import (
 	"github.com/genrelay/genrelay/pkg/leonardo"
 	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 	"github.com/genrelay/genrelay/pkg/natstest"
+	"github.com/genrelay/genrelay/pkg/tlstest"
 	"github.com/genrelay/genrelay/services/moderation/internal/health"
 )
 
@@ -260,7 +252,7 @@ func TestRunLogsNoSecrets(t *testing.T) {
 
 func TestHealthcheckFlag(t *testing.T) {
 	srv := natstest.Start(t)
-	certFile, keyFile := writeCertificate(t)
+	certFile, keyFile := tlstest.WriteCertificate(t, "moderation.test")
 	tlsArgs := []string{"-tls-cert-file", certFile, "-tls-key-file", keyFile}
 
 	tests := []struct {
@@ -310,49 +302,5 @@ func TestHealthcheckNotReady(t *testing.T) {
 	err := run(t.Context(), []string{"-healthcheck", "-http-addr", svc.addr}, io.Discard, io.Discard)
 	if !errors.Is(err, health.ErrNotReady) {
 		t.Errorf("probe with NATS down = %v, expected ErrNotReady", err)
-	}
-}
-
-// writeCertificate writes a self-signed certificate for 127.0.0.1 and its
-// key to PEM files in a temporary directory.
-func writeCertificate(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("generate key: %v", err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "moderation.test"},
-		DNSNames:     []string{"moderation.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatalf("create certificate: %v", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatalf("marshal key: %v", err)
-	}
-
-	dir := t.TempDir()
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, blockType string, der []byte) {
-	t.Helper()
-
-	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatalf("write %s: %v", path, err)
 	}
 }
