@@ -18,8 +18,8 @@ var (
 	// ErrNotConnected is returned by Ready while the connection is down.
 	ErrNotConnected = errors.New("not connected to NATS")
 	// ErrNoLeader is returned by Ready when a clustered stream has no
-	// leader, as while a quorum of its servers is down: a follower still
-	// answers info requests, but nothing can be stored.
+	// leader, as while a quorum of its servers is down. A follower still
+	// responds to info requests then, but nothing can be stored.
 	ErrNoLeader = errors.New("stream has no leader")
 )
 
@@ -48,7 +48,7 @@ func Connect(url, name string, events Events) (*nats.Conn, error) {
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
 		// No reconnect buffer: a publish while disconnected fails at once,
-		// so ingress can answer 503 instead of holding the request.
+		// so ingress can respond 503 instead of holding the request.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if events.Disconnected != nil {
@@ -74,8 +74,8 @@ func Connect(url, name string, events Events) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// Ready returns nil when nc is connected and every named stream answers an
-// info request within ctx's deadline and, in a cluster, has a leader.
+// Ready returns nil when nc is connected and every named stream responds to
+// an info request within ctx's deadline and, in a cluster, has a leader.
 func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, streams ...string) error {
 	if !nc.IsConnected() {
 		return ErrNotConnected

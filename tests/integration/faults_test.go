@@ -10,8 +10,8 @@ import (
 	"github.com/genrelay/genrelay/pkg/leonardo/leonardotest"
 )
 
-// TestNATSOutage stops NATS under running services: ingress answers 503
-// with Retry-After and both services report unready; after NATS returns,
+// TestNATSOutage stops NATS under running services. Ingress responds 503
+// with Retry-After and both services report unready. After NATS returns,
 // the same processes accept and moderate callbacks again.
 func TestNATSOutage(t *testing.T) {
 	s := startStack(t)

@@ -140,7 +140,7 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// waitReady polls url until it answers 200.
+// waitReady polls url until it responds 200.
 func waitReady(t testing.TB, url string, within time.Duration) {
 	t.Helper()
 
@@ -149,7 +149,7 @@ func waitReady(t testing.TB, url string, within time.Duration) {
 	}
 }
 
-// pollStatus polls url until it answers want, or returns an error after
+// pollStatus polls url until it responds with want, or returns an error after
 // within.
 func pollStatus(url string, want int, within time.Duration) error {
 	deadline := time.Now().Add(within)
